@@ -1,0 +1,7 @@
+#include "bindings/common.h"
+
+namespace ember::bind {
+
+void bind_conv(py::module_& m) {}
+
+}  // namespace ember::bind

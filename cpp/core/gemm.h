@@ -1,0 +1,20 @@
+// ember/core/gemm: row-major C = op(A) * op(B) (+ C), on Eigen's single-threaded GEMM.
+//
+//   op(A): M x K  (A stored M x K, or K x M when trans_a)
+//   op(B): K x N  (B stored K x N, or N x K when trans_b)
+//   C:     M x N, overwritten (accumulate = false) or added to (accumulate = true)
+//
+// Threads: the larger of M and N is cut into blocks whose size depends only on the shape, and
+// blocks are handed to threads. Each block is the same Eigen call whatever the thread count, so
+// the result is bitwise identical at 1 and N threads.
+#pragma once
+
+#include <cstdint>
+
+namespace ember {
+
+template <class T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, const T* B,
+          T* C, bool accumulate);
+
+}  // namespace ember

@@ -1,0 +1,62 @@
+// ember/core/parallel: the one owner of OpenMP in ember.
+//
+// Rules every kernel follows:
+//  * parallelism is one level deep: a kernel either runs a parallel_for or calls gemm() (which runs
+//    its own parallel_for over fixed blocks) -- never both nested;
+//  * work is split only over independent outputs, and how it is split never changes the order of
+//    any floating-point reduction, so results are bitwise identical at any thread count;
+//  * below kParallelWork (an estimate of flops) a loop stays on the calling thread: a parallel
+//    region costs a few microseconds, more than small ops take in total;
+//  * compute threads run with denormals flushed to zero (restored afterwards on the caller).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <omp.h>
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+#define EMBER_HAVE_MXCSR 1
+#endif
+
+namespace ember {
+
+int num_threads();
+void set_num_threads(int n);
+// The size of the OpenMP team a parallel_for of ample work gets now (for tests and diagnostics).
+int measured_team_size();
+
+constexpr int64_t kParallelWork = 1 << 16;
+
+// Sets flush-to-zero and denormals-are-zero for the current thread; restores on destruction.
+struct DenormalGuard {
+#ifdef EMBER_HAVE_MXCSR
+  unsigned int saved;
+  DenormalGuard() : saved(_mm_getcsr()) { _mm_setcsr(saved | 0x8040u); }
+  ~DenormalGuard() { _mm_setcsr(saved); }
+#endif
+};
+
+// Runs f(begin, end) over [0, n) in contiguous chunks, one chunk per thread.
+// cost_per_item: rough flops per item, used only against the work threshold.
+template <class F>
+void parallel_for(int64_t n, int64_t cost_per_item, F&& f) {
+  if (n <= 0) return;
+  int nt = num_threads();
+  const int64_t work = n * std::max<int64_t>(cost_per_item, 1);
+  if (nt <= 1 || n == 1 || work < kParallelWork || omp_in_parallel()) {
+    DenormalGuard guard;
+    f(int64_t(0), n);
+    return;
+  }
+  nt = static_cast<int>(std::min<int64_t>(nt, n));
+  // One chunk per thread; the split affects only who computes an output, not how.
+#pragma omp parallel num_threads(nt)
+  {
+    DenormalGuard guard;
+    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+    const int64_t b = n * t / T, e = n * (t + 1) / T;
+    if (b < e) f(b, e);
+  }
+}
+
+}  // namespace ember

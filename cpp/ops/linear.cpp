@@ -1,0 +1,56 @@
+#include "ops/linear.h"
+
+#include <algorithm>
+
+#include "core/gemm.h"
+#include "core/parallel.h"
+
+namespace ember {
+
+template <class T>
+void linear_forward(T* y, const T* x, const T* w, const T* b, int64_t M, int64_t K, int64_t N) {
+  if (b) {
+    // y starts as the broadcast bias; the GEMM then accumulates x w^T onto it.
+    parallel_for(M, N, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) std::copy(b, b + N, y + r * N);
+    });
+    gemm<T>(false, true, M, N, K, x, w, y, true);
+  } else {
+    gemm<T>(false, true, M, N, K, x, w, y, false);
+  }
+}
+
+template <class T>
+void linear_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_t M,
+                     int64_t K, int64_t N) {
+  if (dx) gemm<T>(false, false, M, K, N, dy, w, dx, false);  // (M,N)(N,K)
+  if (dw) gemm<T>(true, false, N, K, M, dy, x, dw, true);    // (N,M)(M,K)
+  if (db) {
+    // Column sums in row order: each output column is reduced by one thread, in a fixed order.
+    parallel_for(N, M, [&](int64_t c0, int64_t c1) {
+      for (int64_t r = 0; r < M; ++r) {
+        const T* row = dy + r * N;
+        for (int64_t c = c0; c < c1; ++c) db[c] += row[c];
+      }
+    });
+  }
+}
+
+template <class T>
+void matmul_forward(T* c, const T* a, const T* b, int64_t batch, int64_t M, int64_t K, int64_t N,
+                    int64_t stride_a, int64_t stride_b, bool trans_a, bool trans_b) {
+  for (int64_t i = 0; i < batch; ++i)
+    gemm<T>(trans_a, trans_b, M, N, K, a + i * stride_a, b + i * stride_b, c + i * M * N, false);
+}
+
+#define EMBER_INSTANTIATE(T)                                                                   \
+  template void linear_forward<T>(T*, const T*, const T*, const T*, int64_t, int64_t, int64_t); \
+  template void linear_backward<T>(T*, T*, T*, const T*, const T*, const T*, int64_t, int64_t,  \
+                                   int64_t);                                                    \
+  template void matmul_forward<T>(T*, const T*, const T*, int64_t, int64_t, int64_t, int64_t,   \
+                                  int64_t, int64_t, bool, bool);
+EMBER_INSTANTIATE(float)
+EMBER_INSTANTIATE(double)
+#undef EMBER_INSTANTIATE
+
+}  // namespace ember

@@ -1,0 +1,1 @@
+"""ember.data: datasets and the DataLoader (numpy only)."""

@@ -1,0 +1,47 @@
+"""linear: y = x @ W^T + b, forward and backward in C++ (one GEMM each way, bias fused)."""
+import numpy as np
+
+from .. import _core
+from ..tensor import Tensor, as_tensor, make_result
+
+__all__ = ["linear", "matmul"]
+
+
+def linear(input, weight, bias=None) -> Tensor:
+    """Applies ``input @ weight.T + bias``. input (*, in), weight (out, in), bias (out,)."""
+    x = as_tensor(input)
+    w = as_tensor(weight)
+    b = as_tensor(bias) if bias is not None else None
+    if x.data.dtype != w.data.dtype and x.data.dtype.kind == "f" and not isinstance(
+            input, Tensor):
+        x = Tensor(x.data.astype(w.data.dtype))
+    y = _core.linear_forward(x.data, w.data, None if b is None else b.data)
+
+    def backward(g):
+        # Weight and bias gradients of leaf parameters accumulate straight into .grad (the
+        # kernel's += rule), so no temporary is made for them.
+        gw = gb = None
+        dw = db = None
+        if w.requires_grad:
+            if w._node is None:
+                if w.grad is None:
+                    w.grad = Tensor(np.zeros_like(w.data))
+                dw = w.grad.data
+            else:
+                dw = gw = np.zeros_like(w.data)
+        if b is not None and b.requires_grad:
+            if b._node is None:
+                if b.grad is None:
+                    b.grad = Tensor(np.zeros_like(b.data))
+                db = b.grad.data
+            else:
+                db = gb = np.zeros_like(b.data)
+        gx = _core.linear_backward(np.ascontiguousarray(g), x.data, w.data, x.requires_grad,
+                                   dw, db)
+        return gx, gw, gb
+
+    return make_result(y, (x, w, b), backward, "LinearBackward")
+
+
+def matmul(a, b) -> Tensor:
+    return as_tensor(a) @ as_tensor(b)

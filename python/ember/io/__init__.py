@@ -1,0 +1,1 @@
+"""ember.io: save/load in the safetensors format (never pickle)."""

@@ -1,0 +1,2 @@
+"""nn.utils: gradient clipping (filled in with the optimizers)."""
+__all__ = []

@@ -1,0 +1,1 @@
+"""ember.optim: optimizers (one fused C++ update per parameter) and learning-rate schedules."""

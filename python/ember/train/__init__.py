@@ -1,0 +1,1 @@
+"""ember.train: fit / evaluate / predict, callbacks, metrics, History."""
