@@ -75,6 +75,17 @@ def test_pow_scalar_exponent(e):
     compare_torch(lambda x: x.pow(e), lambda x: x.pow(e), a)
 
 
+def test_pow_zero_exponent_grad_at_zero_is_zero():
+    # d/dx x**0 is 0 everywhere, x = 0 included (torch masks it); 0 * 0**-1 would be nan.
+    x = em.tensor([0.0, 2.0], requires_grad=True)
+    (x ** 0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
+    x = em.tensor([0.0, 2.0], requires_grad=True)
+    e = em.tensor([0.0, 0.0], requires_grad=True)
+    (x ** e).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
+
+
 # ---- matmul -----------------------------------------------------------------------------------
 
 MATMUL_SHAPES = [((3, 4), (4, 5)), ((1, 7), (7, 1)), ((4,), (4, 3)), ((3, 4), (4,)), ((4,), (4,)),

@@ -531,8 +531,12 @@ def pow(a: Tensor, e) -> Tensor:
         out = np.power(a.data, e.data)
 
         def backward(g):
-            ga = unbroadcast(g * e.data * np.power(a.data, e.data - 1), a.shape) \
-                if a.requires_grad else None
+            ga = None
+            if a.requires_grad:
+                # d/da a**e is 0 where e == 0, a == 0 included (0 * 0**-1 would be nan).
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    da = np.where(e.data == 0, 0, e.data * np.power(a.data, e.data - 1))
+                ga = unbroadcast((g * da).astype(out.dtype, copy=False), a.shape)
             gb = None
             if e.requires_grad:
                 with np.errstate(divide="ignore", invalid="ignore"):
@@ -546,6 +550,8 @@ def pow(a: Tensor, e) -> Tensor:
     def backward(g):
         if e == 2.0:
             return (g * 2 * a.data,)
+        if e == 0.0:
+            return (np.zeros_like(a.data),)  # not 0 * 0**-1 = nan at a == 0
         return (g * e * np.power(a.data, a.data.dtype.type(e - 1)),)
     return make_result(out, (a,), backward, "PowBackward")
 
