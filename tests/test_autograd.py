@@ -79,6 +79,48 @@ def test_no_grad_context(ctx):
     assert z.requires_grad
 
 
+def test_grad_mode_decorators():
+    x = em.tensor([1.0], requires_grad=True)
+
+    @em.no_grad()
+    def f(t):
+        return t * 2
+
+    @em.set_grad_enabled(False)
+    def g(t):
+        return t * 2
+
+    @em.enable_grad()
+    def h(t):
+        return t * 2
+
+    assert not f(x).requires_grad and not g(x).requires_grad
+    with em.no_grad():
+        assert h(x).requires_grad
+    assert em.is_grad_enabled()
+
+
+def test_no_grad_decorator_without_parentheses():
+    @em.no_grad
+    def f(t):
+        return t * 2
+
+    assert not f(em.tensor([1.0], requires_grad=True)).requires_grad
+    assert em.is_grad_enabled()
+
+
+def test_set_grad_enabled_as_a_function_call():
+    # torch.set_grad_enabled(False) switches the mode at once, without a `with`.
+    try:
+        em.set_grad_enabled(False)
+        assert not em.is_grad_enabled()
+        assert not (em.tensor([1.0], requires_grad=True) * 2).requires_grad
+        em.set_grad_enabled(True)
+        assert em.is_grad_enabled()
+    finally:
+        em.set_grad_enabled(True)
+
+
 def test_grad_mode_restored_after_exception():
     with pytest.raises(KeyError):
         with em.no_grad():
