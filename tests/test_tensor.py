@@ -439,3 +439,27 @@ def test_comparisons_return_bool_without_graph():
     m = t > 1.5
     assert m.dtype == np.bool_ and not m.requires_grad
     np.testing.assert_array_equal(m.numpy(), [False, True])
+
+
+def test_zero_dim_tensors_stay_zero_dim():
+    # np.ascontiguousarray turns 0-d into shape (1,); torch.tensor(1.0).shape == ()
+    assert em.tensor(1.0).shape == ()
+    assert em.tensor(np.float32(2.0)).shape == ()
+    assert em.tensor(1.0, dtype=em.float64).shape == ()
+    assert em.tensor([1.0, 2.0])[0].shape == ()
+    t = em.tensor(1.0)
+    t += 1  # in place on a 0-d tensor
+    assert t.shape == () and t.item() == 2.0
+    x = em.tensor(3.0, requires_grad=True)
+    (-x).backward(gradient=2.0)
+    assert x.grad.shape == () and x.grad.item() == -2.0
+    x = em.tensor([1.0, 2.0], requires_grad=True)
+    s = x.sum()
+    s.retain_grad()
+    (s * s).backward()
+    assert s.grad.shape == ()
+    np.testing.assert_array_equal(x.grad.numpy(), [6.0, 6.0])
+    # numpy returns scalars for 0-d results: the dtype must survive (float64 gradchecks)
+    d = em.tensor(2.0, dtype=em.float64)
+    assert (d * d).dtype == np.float64 and (-d).dtype == np.float64 and (d * d).shape == ()
+

@@ -21,24 +21,30 @@ float64 = np.dtype(np.float64)
 int64 = np.dtype(np.int64)
 
 
+def _contig(a, dtype=None) -> np.ndarray:
+    """a as a C-contiguous ndarray, copied only when needed. Unlike np.ascontiguousarray it keeps
+    0-d arrays (and numpy scalars) 0-d: em.tensor(1.0).shape == ()."""
+    return np.asarray(a, dtype=dtype, order="C")
+
+
 def _as_array(x, dtype=None) -> np.ndarray:
     """ndarray for x: float data becomes float32 unless dtype says otherwise; ints stay int64."""
     if isinstance(x, Tensor):
         x = x.data
     if dtype is not None:
-        return np.ascontiguousarray(x, dtype=dtype)
+        return _contig(x, dtype=dtype)
     a = np.asarray(x)
     if a.dtype == np.float32:
-        return np.ascontiguousarray(a)
+        return _contig(a)
     if a.dtype.kind in "fc":
-        return np.ascontiguousarray(a, dtype=np.float32)
+        return _contig(a, dtype=np.float32)
     if a.dtype.kind in "iu":
-        return np.ascontiguousarray(a, dtype=np.int64)
+        return _contig(a, dtype=np.int64)
     if a.dtype == np.bool_:
-        return np.ascontiguousarray(a)
+        return _contig(a)
     if a.dtype == object:
         raise TypeError(f"tensor: cannot make a tensor from {type(x).__name__} data")
-    return np.ascontiguousarray(a, dtype=np.float32)
+    return _contig(a, dtype=np.float32)
 
 
 class Tensor:
@@ -46,6 +52,8 @@ class Tensor:
     __array_priority__ = 1000
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, _node: Node | None = None):
+        if isinstance(data, np.generic):
+            data = np.asarray(data)  # numpy ops on 0-d arrays return scalars: keep their dtype
         if isinstance(data, np.ndarray) and dtype is None and data.dtype.kind in "fiub" \
                 and data.flags.c_contiguous and data.dtype != np.float16:
             arr = data if data.dtype != np.int32 else data.astype(np.int64)
@@ -180,7 +188,7 @@ class Tensor:
                                    f"outputs; got shape {self.shape}, pass gradient=")
             g = np.ones_like(self.data)
         else:
-            g = np.ascontiguousarray(_as_array(gradient, self.data.dtype))
+            g = _contig(_as_array(gradient, self.data.dtype))
             if g.shape != self.shape:
                 raise ValueError(f"backward: gradient shape {g.shape} does not match tensor "
                                  f"shape {self.shape}")
@@ -599,9 +607,9 @@ def _mm(a: np.ndarray, b: np.ndarray, ta=False, tb=False) -> np.ndarray:
     if a.ndim <= 3 and b.ndim <= 3 and (a.ndim == 2 or b.ndim == 2 or a.shape[0] == b.shape[0]):
         return _core.matmul(a, b, ta, tb)
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    a3 = np.ascontiguousarray(np.broadcast_to(a, batch + a.shape[-2:])).reshape(
+    a3 = _contig(np.broadcast_to(a, batch + a.shape[-2:])).reshape(
         (-1,) + a.shape[-2:])
-    b3 = np.ascontiguousarray(np.broadcast_to(b, batch + b.shape[-2:])).reshape(
+    b3 = _contig(np.broadcast_to(b, batch + b.shape[-2:])).reshape(
         (-1,) + b.shape[-2:])
     c = _core.matmul(a3, b3, ta, tb)
     return c.reshape(batch + c.shape[-2:])
@@ -634,7 +642,7 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
             else g.reshape(g.shape + (1,)) if b.ndim == 1 else g
         if a.ndim == 1 and b.ndim == 1:
             g2 = g.reshape(1, 1)
-        g2 = np.ascontiguousarray(g2, dtype=ad.dtype)
+        g2 = _contig(g2, dtype=ad.dtype)
         ga = gb = None
         if a.requires_grad:
             ga = unbroadcast(_mm(g2, bd, False, True), ad.shape).reshape(a.shape)
@@ -673,7 +681,7 @@ def sum(a: Tensor, axis=None, keepdims=False) -> Tensor:
     out = np.asarray(a.data.sum(axis=ax, keepdims=keepdims))
 
     def backward(g):
-        return (np.ascontiguousarray(_expand_back(g, a.shape, ax, keepdims)),)
+        return (_contig(_expand_back(g, a.shape, ax, keepdims)),)
     return make_result(out, (a,), backward, "SumBackward")
 
 
@@ -683,7 +691,7 @@ def mean(a: Tensor, axis=None, keepdims=False) -> Tensor:
     n = a.data.size if ax is None else int(np.prod([a.shape[i] for i in ax]))
 
     def backward(g):
-        return (np.ascontiguousarray(_expand_back(g / max(n, 1), a.shape, ax, keepdims)),)
+        return (_contig(_expand_back(g / max(n, 1), a.shape, ax, keepdims)),)
     return make_result(out, (a,), backward, "MeanBackward")
 
 
@@ -740,9 +748,9 @@ def permute(a: Tensor, dims) -> Tensor:
     dims = tuple(d % a.ndim for d in dims)
     if sorted(dims) != list(range(a.ndim)):
         raise ValueError(f"permute: dims {dims} are not a permutation of {a.ndim} dimensions")
-    out = np.ascontiguousarray(a.data.transpose(dims))
+    out = _contig(a.data.transpose(dims))
     inv = tuple(np.argsort(dims))
-    return make_result(out, (a,), lambda g: (np.ascontiguousarray(g.transpose(inv)),),
+    return make_result(out, (a,), lambda g: (_contig(g.transpose(inv)),),
                        "PermuteBackward")
 
 
@@ -760,7 +768,7 @@ def getitem(a: Tensor, index) -> Tensor:
         index = index.data
     elif isinstance(index, tuple):
         index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    out = np.ascontiguousarray(a.data[index])
+    out = _contig(a.data[index])
 
     def backward(g):
         ga = np.zeros_like(a.data)
@@ -783,7 +791,7 @@ def cat(tensors, dim=0) -> Tensor:
 
     def backward(g):
         parts = np.split(g, bounds, axis=ax)
-        return tuple(np.ascontiguousarray(p) if t.requires_grad else None
+        return tuple(_contig(p) if t.requires_grad else None
                      for p, t in zip(parts, ts))
     return make_result(out, tuple(ts), backward, "CatBackward")
 
@@ -800,7 +808,7 @@ def stack(tensors, dim=0) -> Tensor:
     ax = dim % out.ndim
 
     def backward(g):
-        return tuple(np.ascontiguousarray(np.take(g, i, axis=ax)) if t.requires_grad else None
+        return tuple(_contig(np.take(g, i, axis=ax)) if t.requires_grad else None
                      for i, t in enumerate(ts))
     return make_result(out, tuple(ts), backward, "StackBackward")
 
