@@ -463,3 +463,13 @@ def test_zero_dim_tensors_stay_zero_dim():
     d = em.tensor(2.0, dtype=em.float64)
     assert (d * d).dtype == np.float64 and (-d).dtype == np.float64 and (d * d).shape == ()
 
+
+def test_float32_grad_through_a_float64_op():
+    # float32 * float64 promotes; the float32 input still gets a float32 gradient
+    a = em.tensor([1.0, 2.0], requires_grad=True)
+    b = em.tensor([3.0, 4.0], dtype=em.float64, requires_grad=True)
+    out = (a.exp() * b).sum()
+    assert out.dtype == np.float64
+    out.backward()
+    assert a.grad.dtype == np.float32 and b.grad.dtype == np.float64
+    np.testing.assert_allclose(a.grad.numpy(), np.exp([1.0, 2.0]) * [3, 4], rtol=1e-6)

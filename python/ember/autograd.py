@@ -164,6 +164,10 @@ def run_backward(root, grad, retain_graph=False):
         for inp, gi in zip(node.inputs, in_grads):
             if gi is None or inp is None or not inp.requires_grad:
                 continue
+            if gi.dtype != inp.data.dtype:
+                # a wider op downstream (float32 * float64 -> float64) hands back a wider grad;
+                # each op's backward gets grads in its own input's dtype, as in PyTorch
+                gi = gi.astype(inp.data.dtype)
             k = id(inp)
             prev = grads.get(k)
             # A fresh sum, never in place: gi may alias another op's gradient buffer.
