@@ -196,6 +196,21 @@ def test_load_state_dict_shape_mismatch_names_key_and_shapes():
     np.testing.assert_array_equal(before, model[0].weight.numpy())  # nothing half-loaded
 
 
+def test_state_dict_of_shared_module_matches_torch():
+    # torch lists a module used twice under both names; a torch checkpoint of a tied model
+    # must load into the same ember model
+    torch = pytest.importorskip("torch")
+    tl = torch.nn.Linear(3, 3)
+    tm = torch.nn.Sequential(tl, tl)
+    lin = nn.Linear(3, 3)
+    model = nn.Sequential(lin, lin)
+    assert list(model.state_dict().keys()) == list(tm.state_dict().keys())
+    model.load_state_dict(tm.state_dict())
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    np.testing.assert_allclose(model(x).numpy(), tm(torch.from_numpy(x)).detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
 # ---- repr -------------------------------------------------------------------------------------
 
 def test_repr_like_torch():
