@@ -140,3 +140,13 @@ def test_linear_default_init_bound(fan_in, fan_out):
     if w.size > 1000:
         check_uniform(w.astype(np.float64), -bound, bound)
 
+
+def test_linear_with_zero_in_features():
+    # torch: initializing a zero-element tensor is a no-op; bias bound is 0
+    lin = nn.Linear(0, 3)
+    assert lin.weight.shape == (3, 0)
+    np.testing.assert_array_equal(lin.bias.numpy(), np.zeros(3))
+    y = lin(np.zeros((2, 0), dtype=np.float32))
+    np.testing.assert_array_equal(y.numpy(), np.zeros((2, 3)))
+    assert init.xavier_normal_(p((0, 4))).shape == (0, 4)
+    assert init.kaiming_normal_(p((4, 0))).shape == (4, 0)
