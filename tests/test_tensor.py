@@ -473,3 +473,29 @@ def test_float32_grad_through_a_float64_op():
     out.backward()
     assert a.grad.dtype == np.float32 and b.grad.dtype == np.float64
     np.testing.assert_allclose(a.grad.numpy(), np.exp([1.0, 2.0]) * [3, 4], rtol=1e-6)
+
+
+def test_int_float_promotion_like_torch():
+    torch = pytest.importorskip("torch")
+    i, ti = em.arange(4), torch.arange(4)
+    f, tf = em.ones(4), torch.ones(4)
+    d, td = em.ones(4, dtype=em.float64), torch.ones(4, dtype=torch.float64)
+    cases = [(i * 0.5, ti * 0.5), (i / 2, ti / 2), (i / i, ti / ti), (i + f, ti + tf),
+             (f - i, tf - ti), (i * d, ti * td), (f * d, tf * td), (i + 1, ti + 1),
+             (i ** 0.5, ti ** 0.5), (i ** 2, ti ** 2), ((i > 1).sum() / 4, (ti > 1).sum() / 4),
+             (2.5 - i, 2.5 - ti), (f ** i, tf ** ti)]
+    for k, (e, t) in enumerate(cases):
+        assert str(e.dtype) == str(t.dtype).replace("torch.", ""), k
+        np.testing.assert_allclose(e.numpy(), t.numpy(), rtol=1e-6, err_msg=str(k))
+    # a float32 gradient through an op with an int operand stays float32
+    w = em.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    (w * i / (i + 1)).sum().backward()
+    assert w.grad.dtype == np.float32
+    np.testing.assert_allclose(w.grad.numpy(), np.arange(4) / np.arange(1, 5), rtol=1e-6)
+
+
+def test_pow_with_array_exponent():
+    torch = pytest.importorskip("torch")
+    e = np.array([1.0, 2.0, 0.5])
+    compare_torch(lambda x: x ** e, lambda x: x ** torch.tensor(e, dtype=torch.float32),
+                  pos(2, 3))

@@ -245,8 +245,13 @@ class Tensor:
         if isinstance(other, Tensor):
             return other
         if isinstance(other, numbers.Number):
-            return Tensor(np.asarray(other, dtype=self.data.dtype
-                                     if self.data.dtype.kind == "f" else None))
+            if self.data.dtype.kind == "f":
+                dtype = self.data.dtype
+            elif isinstance(other, numbers.Integral):
+                dtype = None
+            else:
+                dtype = np.float32  # int tensor (op) Python float: the default float, as torch
+            return Tensor(np.asarray(other, dtype=dtype))
         return Tensor(_as_array(other, self.data.dtype if self.data.dtype.kind == "f"
                                 else None))
 
@@ -485,12 +490,28 @@ def _check_broadcast(op, a, b):
                          f"together") from None
 
 
+def _operands(op, a, b, true_div=False):
+    """The two arrays of a binary op, type-promoted as torch does: an int/bool operand takes the
+    float operand's dtype (numpy would make int64 + float32 a float64), two floats give the
+    wider, and true division of ints gives the default float32."""
+    _check_broadcast(op, a, b)
+    ad, bd = a.data, b.data
+    fa, fb = ad.dtype.kind == "f", bd.dtype.kind == "f"
+    if fa and not fb:
+        bd = bd.astype(ad.dtype)
+    elif fb and not fa:
+        ad = ad.astype(bd.dtype)
+    elif true_div and not fa and not fb:
+        ad, bd = ad.astype(np.float32), bd.astype(np.float32)
+    return ad, bd
+
+
 # ---------------------------------------------------------------------------------------------
 # Elementwise arithmetic (numpy broadcasting)
 
 def add(a: Tensor, b: Tensor) -> Tensor:
-    _check_broadcast("add", a, b)
-    out = a.data + b.data
+    ad, bd = _operands("add", a, b)
+    out = ad + bd
 
     def backward(g):
         return (unbroadcast(g, a.shape) if a.requires_grad else None,
@@ -499,8 +520,8 @@ def add(a: Tensor, b: Tensor) -> Tensor:
 
 
 def sub(a: Tensor, b: Tensor) -> Tensor:
-    _check_broadcast("sub", a, b)
-    out = a.data - b.data
+    ad, bd = _operands("sub", a, b)
+    out = ad - bd
 
     def backward(g):
         return (unbroadcast(g, a.shape) if a.requires_grad else None,
@@ -509,22 +530,22 @@ def sub(a: Tensor, b: Tensor) -> Tensor:
 
 
 def mul(a: Tensor, b: Tensor) -> Tensor:
-    _check_broadcast("mul", a, b)
-    out = a.data * b.data
+    ad, bd = _operands("mul", a, b)
+    out = ad * bd
 
     def backward(g):
-        return (unbroadcast(g * b.data, a.shape) if a.requires_grad else None,
-                unbroadcast(g * a.data, b.shape) if b.requires_grad else None)
+        return (unbroadcast(g * bd, a.shape) if a.requires_grad else None,
+                unbroadcast(g * ad, b.shape) if b.requires_grad else None)
     return make_result(out, (a, b), backward, "MulBackward")
 
 
 def div(a: Tensor, b: Tensor) -> Tensor:
-    _check_broadcast("div", a, b)
-    out = a.data / b.data
+    ad, bd = _operands("div", a, b, true_div=True)
+    out = ad / bd
 
     def backward(g):
-        ga = unbroadcast(g / b.data, a.shape) if a.requires_grad else None
-        gb = unbroadcast(-g * out / b.data, b.shape) if b.requires_grad else None
+        ga = unbroadcast(g / bd, a.shape) if a.requires_grad else None
+        gb = unbroadcast(-g * out / bd, b.shape) if b.requires_grad else None
         return ga, gb
     return make_result(out, (a, b), backward, "DivBackward")
 
@@ -534,26 +555,31 @@ def neg(a: Tensor) -> Tensor:
 
 
 def pow(a: Tensor, e) -> Tensor:
+    if not isinstance(e, (Tensor, numbers.Number)):
+        e = a._other(e)  # an ndarray or list exponent
     if isinstance(e, Tensor):
-        _check_broadcast("pow", a, e)
-        out = np.power(a.data, e.data)
+        ad, ed = _operands("pow", a, e)
+        out = np.power(ad, ed)
 
         def backward(g):
             ga = None
             if a.requires_grad:
                 # d/da a**e is 0 where e == 0, a == 0 included (0 * 0**-1 would be nan).
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    da = np.where(e.data == 0, 0, e.data * np.power(a.data, e.data - 1))
+                    da = np.where(ed == 0, 0, ed * np.power(ad, ed - 1))
                 ga = unbroadcast((g * da).astype(out.dtype, copy=False), a.shape)
             gb = None
             if e.requires_grad:
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    la = np.where(a.data > 0, np.log(np.where(a.data > 0, a.data, 1)), 0)
+                    la = np.where(ad > 0, np.log(np.where(ad > 0, ad, 1)), 0)
                 gb = unbroadcast(g * out * la.astype(out.dtype), e.shape)
             return ga, gb
         return make_result(out, (a, e), backward, "PowBackward")
     e = float(e)
-    out = np.power(a.data, a.data.dtype.type(e))
+    base = a.data
+    if base.dtype.kind != "f" and not e.is_integer():
+        base = base.astype(np.float32)  # int ** 0.5 is a float (numpy would truncate 0.5 to 0)
+    out = np.power(base, base.dtype.type(e))
 
     def backward(g):
         if e == 2.0:
