@@ -480,7 +480,7 @@ def test_int_float_promotion_like_torch():
     i, ti = em.arange(4), torch.arange(4)
     f, tf = em.ones(4), torch.ones(4)
     d, td = em.ones(4, dtype=em.float64), torch.ones(4, dtype=torch.float64)
-    cases = [(i * 0.5, ti * 0.5), (i / 2, ti / 2), (i / i, ti / ti), (i + f, ti + tf),
+    cases = [(i * 0.5, ti * 0.5), (i / 2, ti / 2), (i / (i + 1), ti / (ti + 1)), (i + f, ti + tf),
              (f - i, tf - ti), (i * d, ti * td), (f * d, tf * td), (i + 1, ti + 1),
              (i ** 0.5, ti ** 0.5), (i ** 2, ti ** 2), ((i > 1).sum() / 4, (ti > 1).sum() / 4),
              (2.5 - i, 2.5 - ti), (f ** i, tf ** ti)]
