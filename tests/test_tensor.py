@@ -167,6 +167,19 @@ def test_reduction_errors():
         em.ones(2, 3).sum(axis=2)
     with pytest.raises(ValueError, match=r"\(0, 3\)"):
         em.ones(0, 3).max()
+    with pytest.raises(ValueError, match=r"\(0, 3\)"):
+        em.ones(0, 3).min(axis=0)
+
+
+def test_max_of_a_zero_size_batch_over_features():
+    # as torch.amax: reducing over non-empty axes of an empty tensor is fine (0-size batches)
+    pytest.importorskip("torch")
+    import torch
+    compare_torch(lambda x: x.max(axis=1, keepdims=True), lambda x: torch.amax(x, 1, True),
+                  r(0, 3))
+    x = em.tensor(r(0, 3), requires_grad=True)
+    x.min(axis=-1).sum().backward()
+    assert x.grad.shape == (0, 3)
 
 
 def test_mean_keeps_float64():

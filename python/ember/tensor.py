@@ -723,8 +723,9 @@ def mean(a: Tensor, axis=None, keepdims=False) -> Tensor:
 
 def _extreme(a: Tensor, axis, keepdims, fn, name):
     ax = _norm_axis(axis, a.ndim)
-    if a.data.size == 0:
-        raise ValueError(f"{name}: cannot reduce an empty tensor of shape {a.shape}")
+    if a.data.size == 0 and (ax is None or any(a.shape[i] == 0 for i in ax)):
+        raise ValueError(f"{name}: cannot reduce over an empty dimension of a tensor of shape "
+                         f"{a.shape} (axis={axis})")
     out = np.asarray(fn(a.data, axis=ax, keepdims=keepdims))
 
     def backward(g):
