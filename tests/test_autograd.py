@@ -213,3 +213,27 @@ def test_gradient_does_not_flow_into_constants():
     b = em.tensor([3.0, 4.0])
     (a * b).sum().backward()
     assert b.grad is None
+
+
+def test_backward_frees_intermediate_activations():
+    import gc
+    import weakref
+    x = em.tensor(np.ones((4, 4)), requires_grad=True)
+    h = x * 2.0
+    ref = weakref.ref(h)
+    loss = (h * 3.0).exp().sum()
+    del h
+    loss.backward()
+    gc.collect()
+    assert ref() is None  # nothing but the graph held it
+    assert loss.grad_fn is not None and not loss.is_leaf
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        loss.backward()
+    # with retain_graph the graph (and its activations) stay
+    h = x * 2.0
+    ref = weakref.ref(h)
+    loss = (h * 3.0).sum()
+    del h
+    loss.backward(retain_graph=True)
+    gc.collect()
+    assert ref() is not None

@@ -173,10 +173,12 @@ def run_backward(root, grad, retain_graph=False):
             # A fresh sum, never in place: gi may alias another op's gradient buffer.
             grads[k] = gi if prev is None else prev + gi
     if not retain_graph:
-        # Drop each closure (and the activations it saved) so memory is returned now.
+        # Drop each closure and the input edges (the activations they hold) so that memory is
+        # returned now, not when the output tensor is next reassigned; a second backward through
+        # a freed node still raises.
         for t in order:
             if t._node is not None and t._node.backward is not _freed_backward:
-                t._node = Node(t._node.inputs, _freed_backward, t._node.name)
+                t._node = Node((), _freed_backward, t._node.name)
 
 
 def _freed_backward(g):
