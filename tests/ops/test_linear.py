@@ -23,7 +23,7 @@ def threads():
 
 # (input shape, out_features)
 SHAPES = [((1, 4), 3), ((5, 7), 3), ((3, 1), 1), ((2, 3, 5), 4), ((4,), 2), ((0, 6), 5),
-          ((2, 0, 3), 2), ((3, 0), 4)]
+          ((2, 0, 3), 2), ((3, 0), 4), ((3, 4), 0)]
 
 
 @pytest.mark.parametrize("xs,n", SHAPES, ids=str)
@@ -80,6 +80,23 @@ def test_module_matches_torch_module():
                                atol=1e-5)
     np.testing.assert_allclose(lin.bias.grad.numpy(), tl.bias.grad.numpy(), rtol=1e-5,
                                atol=1e-5)
+
+
+def test_non_contiguous_numpy_input():
+    lin = nn.Linear(5, 3)
+    base = r(8, 10).astype(np.float32)
+    x = base[::2, 1::2]
+    assert not x.flags.c_contiguous
+    w, b = lin.weight.numpy(), lin.bias.numpy()
+    np.testing.assert_allclose(lin(x).numpy(), x @ w.T + b, rtol=1e-5, atol=1e-6)
+    x3 = r(5, 2, 4).astype(np.float32).transpose(1, 2, 0)  # (2, 4, 5), strided
+    np.testing.assert_allclose(lin(x3).numpy(), x3 @ w.T + b, rtol=1e-5, atol=1e-6)
+
+
+def test_empty_in_features_gives_bias():
+    b = np.array([1.0, -2.0, 3.0])
+    y = F.linear(np.zeros((2, 0)), np.zeros((3, 0)), b)
+    np.testing.assert_array_equal(y.numpy(), np.tile(b, (2, 1)))
 
 
 def test_grad_in_a_wider_dtype_reaches_linear():
