@@ -512,3 +512,13 @@ def test_pow_with_array_exponent():
     e = np.array([1.0, 2.0, 0.5])
     compare_torch(lambda x: x ** e, lambda x: x ** torch.tensor(e, dtype=torch.float32),
                   pos(2, 3))
+
+
+def test_like_constructors_keep_dtype_and_int_math_is_float32():
+    d = em.ones(2, dtype=em.float64)
+    assert em.zeros_like(d).dtype == np.float64 and em.ones_like(d).dtype == np.float64
+    assert em.zeros_like(np.ones(2)).dtype == np.float32  # numpy float data -> float32
+    i = em.arange(1, 4)
+    for out in (i.exp(), i.log(), i.sqrt()):
+        assert out.dtype == np.float32
+    np.testing.assert_allclose(i.sqrt().numpy(), np.sqrt([1, 2, 3]), rtol=1e-6)

@@ -590,18 +590,23 @@ def pow(a: Tensor, e) -> Tensor:
     return make_result(out, (a,), backward, "PowBackward")
 
 
+def _floating(x: np.ndarray) -> np.ndarray:
+    """x itself if float, else as float32 (torch: exp/log/sqrt of an int tensor is float32)."""
+    return x if x.dtype.kind == "f" else x.astype(np.float32)
+
+
 def exp(a: Tensor) -> Tensor:
-    out = np.exp(a.data)
+    out = np.exp(_floating(a.data))
     return make_result(out, (a,), lambda g: (g * out,), "ExpBackward")
 
 
 def log(a: Tensor) -> Tensor:
-    out = np.log(a.data)
+    out = np.log(_floating(a.data))
     return make_result(out, (a,), lambda g: (g / a.data,), "LogBackward")
 
 
 def sqrt(a: Tensor) -> Tensor:
-    out = np.sqrt(a.data)
+    out = np.sqrt(_floating(a.data))
     return make_result(out, (a,), lambda g: (g / (2 * out),), "SqrtBackward")
 
 
@@ -870,12 +875,16 @@ def full(shape, value, dtype=np.float32, requires_grad=False):
     return Tensor(np.full(shape, value, dtype=dtype), requires_grad=requires_grad)
 
 
+def _like(t):
+    return t.data if isinstance(t, Tensor) else _as_array(t)  # a Tensor keeps its dtype
+
+
 def zeros_like(t, requires_grad=False):
-    return Tensor(np.zeros_like(_as_array(t)), requires_grad=requires_grad)
+    return Tensor(np.zeros_like(_like(t)), requires_grad=requires_grad)
 
 
 def ones_like(t, requires_grad=False):
-    return Tensor(np.ones_like(_as_array(t)), requires_grad=requires_grad)
+    return Tensor(np.ones_like(_like(t)), requires_grad=requires_grad)
 
 
 def randn(*shape, dtype=np.float32, requires_grad=False):
