@@ -514,6 +514,28 @@ def test_pow_with_array_exponent():
                   pos(2, 3))
 
 
+def test_setitem():
+    t = em.zeros(3, 4)
+    t[0] = 5.0
+    t[1:, em.tensor([0, 3])] = em.tensor([1.0, 2.0])
+    t[em.tensor(2), -2] = 7
+    expected = np.zeros((3, 4), dtype=np.float32)
+    expected[0] = 5
+    expected[1:, [0, 3]] = [1, 2]
+    expected[2, -2] = 7
+    np.testing.assert_array_equal(t.numpy(), expected)
+    p = em.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="no_grad"):
+        p[0] = 2.0
+    with pytest.raises(RuntimeError):
+        t[0, :3] = p
+    with em.no_grad():
+        p[0] = 2.0
+    np.testing.assert_array_equal(p.numpy(), [2, 1, 1])
+    with pytest.raises(IndexError):
+        t[5] = 1.0
+
+
 def test_like_constructors_keep_dtype_and_int_math_is_float32():
     d = em.ones(2, dtype=em.float64)
     assert em.zeros_like(d).dtype == np.float64 and em.ones_like(d).dtype == np.float64

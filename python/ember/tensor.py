@@ -417,6 +417,19 @@ class Tensor:
     def __getitem__(self, index):
         return getitem(self, index)
 
+    def __setitem__(self, index, value):
+        """In-place write ``t[index] = value`` (no gradient flows through it)."""
+        if is_grad_enabled() and (self.requires_grad or isinstance(value, Tensor)
+                                  and value.requires_grad):
+            raise RuntimeError("__setitem__: cannot assign into a tensor in place while grad "
+                               "mode is on and a tensor involved requires grad; use "
+                               "em.no_grad() or write into .data")
+        if isinstance(index, Tensor):
+            index = index.data
+        elif isinstance(index, tuple):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        self.data[index] = value.data if isinstance(value, Tensor) else value
+
     # activations, for PyTorch habits (x.relu(), x.sigmoid(), x.softmax(-1))
     def relu(self):
         from . import functional as F
