@@ -257,3 +257,31 @@ def test_kernel_rejects_bad_grad_buffers():
         em._core.linear_backward(dy, x, w, True, None, np.zeros(4, np.float32))
     with pytest.raises(ValueError, match="contiguous"):
         em._core.linear_forward(np.ones((4, 2), np.float32).T, w)
+
+
+# ---- the GEMM under matmul and linear ---------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+def test_gemm_shapes_and_transposes_vs_numpy(dtype, ta, tb):
+    # block edges of the threaded split: sizes around 64 and 16 * 64, M > N and N > M
+    for m, k, n in [(1, 1, 1), (1, 300, 1), (63, 5, 65), (65, 17, 63), (1, 7, 1100),
+                    (1100, 3, 1), (130, 0, 7), (129, 64, 257)]:
+        a = r(*((k, m) if ta else (m, k))).astype(dtype)
+        b = r(*((n, k) if tb else (k, n))).astype(dtype)
+        c = em._core.matmul(a, b, ta, tb)
+        ref = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
+        tol = 1e-4 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(c, ref, rtol=tol, atol=tol * max(k, 1),
+                                   err_msg=f"{m}x{k}x{n}")
+
+
+def test_batched_matmul_broadcast_operand():
+    a = r(3, 5, 4).astype(np.float32)
+    b = r(4, 6).astype(np.float32)
+    np.testing.assert_allclose(em._core.matmul(a, b), a @ b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(em._core.matmul(b.T.copy(), a, False, True),
+                               b.T @ a.transpose(0, 2, 1), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="batch"):
+        em._core.matmul(r(3, 2, 2).astype(np.float32), r(2, 2, 2).astype(np.float32))
