@@ -815,11 +815,23 @@ def getitem(a: Tensor, index) -> Tensor:
         index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
     out = _contig(a.data[index])
 
+    basic = _is_basic_index(index)
+
     def backward(g):
         ga = np.zeros_like(a.data)
-        np.add.at(ga, index, g)
+        if basic:
+            ga[index] = g  # a view: no element is hit twice (np.add.at is ~50x slower)
+        else:
+            np.add.at(ga, index, g)  # fancy indices may repeat: accumulate
         return (ga,)
     return make_result(out, (a,), backward, "IndexBackward")
+
+
+def _is_basic_index(index) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return all(i is None or i is Ellipsis or isinstance(i, slice)
+               or (isinstance(i, numbers.Integral) and not isinstance(i, (bool, np.bool_)))
+               for i in items)
 
 
 def cat(tensors, dim=0) -> Tensor:
