@@ -281,3 +281,16 @@ def test_flatten_module():
     assert nn.Flatten()(x).shape == (2, 12)
     assert nn.Flatten(0, -1)(x).shape == (24,)
     assert nn.Unflatten(1, (3, 4))(np.zeros((2, 12))).shape == (2, 3, 4)
+
+
+def test_deepcopy_gives_an_independent_model():
+    import copy
+    model = make_model()
+    model(rng.standard_normal((2, 4))).sum().backward()
+    clone = copy.deepcopy(model)
+    assert isinstance(clone[0].weight, nn.Parameter) and clone[0].weight.requires_grad
+    assert not np.shares_memory(clone[0].weight.numpy(), model[0].weight.numpy())
+    x = rng.standard_normal((3, 4))
+    np.testing.assert_array_equal(clone(x).numpy(), model(x).numpy())
+    clone[0].weight.data += 1
+    assert not np.array_equal(clone(x).numpy(), model(x).numpy())
