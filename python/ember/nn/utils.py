@@ -6,8 +6,9 @@ scalar Tensor to add to a loss::
 
     loss = loss_fn(model(x), y) + nn.utils.l2_penalty(model.parameters(), 1e-4)
 
-and L1Penalty(lam) / L2Penalty(lam) are the same as callables ``params -> Tensor``, the form
-``fit(..., regularizers=[nn.utils.L2Penalty(1e-4)])`` takes.
+and L1Penalty(lam) / L2Penalty(lam) are the same as callables ``params_or_model -> Tensor``,
+the form ``fit(..., regularizers=[nn.utils.L2Penalty(1e-4)])`` takes. Wherever parameters are
+expected, the penalties also accept a Module (meaning all of its parameters).
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ __all__ = ["clip_grad_norm_", "clip_grad_value_", "l1_penalty", "l2_penalty", "L
 def _params(parameters):
     if isinstance(parameters, Tensor):
         return [parameters]
+    if callable(getattr(parameters, "parameters", None)):  # a Module: all its parameters
+        return list(parameters.parameters())
     return list(parameters)
 
 
