@@ -42,11 +42,12 @@ def _grads(parameters):
 
 
 def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
-                    error_if_nonfinite: bool = False) -> Tensor:
+                    error_if_nonfinite: bool = False, foreach=None) -> Tensor:
     """Scales the gradients of ``parameters`` in place so that their joint ``norm_type``-norm
     (as if all were concatenated) is at most ``max_norm``; returns that norm before clipping as
     a 0-d Tensor. Gradients are multiplied by ``max_norm / (norm + 1e-6)`` when it is below 1.
-    norm_type may be ``float('inf')``. Parameters without a gradient are ignored."""
+    norm_type may be ``float('inf')``. Parameters without a gradient are ignored. ``foreach`` is
+    accepted for PyTorch compatibility and ignored (the reduction is always one fused call)."""
     max_norm = float(max_norm)
     norm_type = float(norm_type)
     if math.isnan(norm_type):
