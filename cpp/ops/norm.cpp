@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "core/parallel.h"
@@ -12,6 +13,120 @@ namespace {
 // Rows per block in the layer-norm parameter-gradient reduction: fixed, so the summation order
 // (within a block in row order, then across blocks in block order) never depends on threads.
 constexpr int64_t kLnRowBlock = 32;
+
+// Reductions in 2 x kN independent partial sums (two native-width vectors, lane j takes
+// elements i = j mod 2kN), the lanes then added in lane order in double: a fixed order (for a
+// given build) that vectorizes without -ffast-math. GCC/Clang vector extensions, because GCC
+// turns the equivalent scalar-array loop into a slow permute-heavy vectorization. Partials are
+// in T: for float each lane sums only n/(2kN) terms, of centred or same-signed data.
+#if defined(__AVX512F__)
+constexpr int kVecBytes = 64;
+#elif defined(__AVX__)
+constexpr int kVecBytes = 32;
+#else
+constexpr int kVecBytes = 16;
+#endif
+
+template <class T>
+struct Lanes {
+  static constexpr int kN = kVecBytes / sizeof(T);
+  typedef T V __attribute__((vector_size(kVecBytes)));
+  static V load(const T* p) {
+    V v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+  static V splat(T a) { return V{} + a; }
+  // Tail elements (fewer than 2kN) go to lanes 0.. of (a0, a1); then all lanes in order.
+  static double total(V a0, V a1, const T* tail, int64_t nt) {
+    T l[2 * kN];
+    std::memcpy(l, &a0, sizeof a0);
+    std::memcpy(l + kN, &a1, sizeof a1);
+    for (int64_t j = 0; j < nt; ++j) l[j] += tail[j];
+    double t = 0;
+    for (int j = 0; j < 2 * kN; ++j) t += l[j];
+    return t;
+  }
+};
+
+// sum x[i]
+template <class T>
+double sum_of(const T* x, int64_t n) {
+  using L = Lanes<T>;
+  typename L::V a0 = L::splat(T(0)), a1 = a0;
+  int64_t i = 0;
+  for (; i + 2 * L::kN <= n; i += 2 * L::kN) {
+    a0 += L::load(x + i);
+    a1 += L::load(x + i + L::kN);
+  }
+  return L::total(a0, a1, x + i, n - i);
+}
+
+// sum (x[i] - m)^2
+template <class T>
+double sqdev_of(const T* x, int64_t n, T m) {
+  using L = Lanes<T>;
+  typename L::V a0 = L::splat(T(0)), a1 = a0, mv = L::splat(m);
+  int64_t i = 0;
+  for (; i + 2 * L::kN <= n; i += 2 * L::kN) {
+    const typename L::V t0 = L::load(x + i) - mv, t1 = L::load(x + i + L::kN) - mv;
+    a0 += t0 * t0;
+    a1 += t1 * t1;
+  }
+  T tail[2 * L::kN];
+  for (int64_t j = 0; i + j < n; ++j) tail[j] = (x[i + j] - m) * (x[i + j] - m);
+  return L::total(a0, a1, tail, n - i);
+}
+
+// (sum g[i] * w[i], sum g[i] * w[i] * (x[i] - m)); w may be null (= 1)
+template <class T>
+void dot_sums(const T* g, const T* w, const T* x, int64_t n, T m, double& sg, double& sgx) {
+  using L = Lanes<T>;
+  using V = typename L::V;
+  constexpr int K = L::kN;
+  V a0 = L::splat(T(0)), a1 = a0, b0 = a0, b1 = a0, mv = L::splat(m);
+  int64_t i = 0;
+  if (w) {
+    for (; i + 2 * K <= n; i += 2 * K) {
+      const V g0 = L::load(g + i) * L::load(w + i), g1 = L::load(g + i + K) * L::load(w + i + K);
+      a0 += g0;
+      a1 += g1;
+      b0 += g0 * (L::load(x + i) - mv);
+      b1 += g1 * (L::load(x + i + K) - mv);
+    }
+  } else {
+    for (; i + 2 * K <= n; i += 2 * K) {
+      const V g0 = L::load(g + i), g1 = L::load(g + i + K);
+      a0 += g0;
+      a1 += g1;
+      b0 += g0 * (L::load(x + i) - mv);
+      b1 += g1 * (L::load(x + i + K) - mv);
+    }
+  }
+  T ta[2 * K], tb[2 * K];
+  for (int64_t j = 0; i + j < n; ++j) {
+    const T gv = w ? g[i + j] * w[i + j] : g[i + j];
+    ta[j] = gv;
+    tb[j] = gv * (x[i + j] - m);
+  }
+  sg = L::total(a0, a1, ta, n - i);
+  sgx = L::total(b0, b1, tb, n - i);
+}
+
+// One row of the layer-norm input gradient: with g = dy * gamma and xhat = (x - m) * rs,
+// dx = rs * (g - mean(g) - xhat * mean(g * xhat)).
+template <class T, bool kGamma>
+void ln_backward_row(T* __restrict dx, const T* __restrict dy, const T* __restrict x,
+                     const T* __restrict gamma, T m, T rs, int64_t D) {
+  double sa, sc;
+  dot_sums(dy, kGamma ? gamma : nullptr, x, D, m, sa, sc);
+  const T am = T(sa / D), cm = T(sc * double(rs) / D);
+  const T k = rs * cm;  // dx = rs * (g - am) - (x - m) * rs * rs * cm
+  for (int64_t e = 0; e < D; ++e) {
+    const T g = kGamma ? dy[e] * gamma[e] : dy[e];
+    dx[e] = rs * (g - am - (x[e] - m) * k);
+  }
+}
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -25,15 +140,9 @@ void layer_norm_forward(T* y, T* mean, T* rstd, const T* x, const T* gamma, cons
     for (int64_t r = r0; r < r1; ++r) {
       const T* xr = x + r * D;
       T* yr = y + r * D;
-      double s = 0;
-      for (int64_t d = 0; d < D; ++d) s += xr[d];
-      const double m = D > 0 ? s / D : 0.0;
-      double v = 0;
-      for (int64_t d = 0; d < D; ++d) {
-        const double t = xr[d] - m;
-        v += t * t;
-      }
-      v = D > 0 ? v / D : 0.0;
+      // Two passes: the mean, then the squared deviations from it (no cancellation).
+      const double m = D > 0 ? sum_of(xr, D) / D : 0.0;
+      const double v = D > 0 ? sqdev_of(xr, D, T(m)) / D : 0.0;
       const double rs = 1.0 / std::sqrt(v + eps);
       mean[r] = T(m);
       rstd[r] = T(rs);
@@ -77,20 +186,10 @@ void layer_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
           }
         }
         if (dx) {
-          double a = 0, c = 0;  // sum g, sum g * xhat, with g = dy * gamma
-          for (int64_t d = 0; d < D; ++d) {
-            const T xh = (xr[d] - m) * rs;
-            const T g = gamma ? gr[d] * gamma[d] : gr[d];
-            a += g;
-            c += g * xh;
-          }
-          const T am = T(a / D), cm = T(c / D);
-          T* dr = dx + r * D;
-          for (int64_t d = 0; d < D; ++d) {
-            const T xh = (xr[d] - m) * rs;
-            const T g = gamma ? gr[d] * gamma[d] : gr[d];
-            dr[d] = rs * (g - am - xh * cm);
-          }
+          if (gamma)
+            ln_backward_row<T, true>(dx + r * D, gr, xr, gamma, m, rs, D);
+          else
+            ln_backward_row<T, false>(dx + r * D, gr, xr, gamma, m, rs, D);
         }
       }
     }
@@ -126,25 +225,30 @@ void batch_norm_forward(T* y, T* mean, T* rstd, T* running_mean, T* running_var,
     const int64_t nc = c1 - c0;
     if (use_batch_stats) {
       std::vector<double> sum(nc, 0.0), sq(nc, 0.0);
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t c = c0; c < c1; ++c) {
-          const T* p = x + (n * C + c) * S;
-          double s = 0;
-          for (int64_t i = 0; i < S; ++i) s += p[i];
-          sum[c - c0] += s;
+      double* su = sum.data() - c0;  // indexed by channel
+      double* sqc = sq.data() - c0;
+      if (S == 1) {
+        // (N, C): rows of channels; per-channel double accumulators, vectorized over c.
+        for (int64_t n = 0; n < N; ++n) {
+          const T* row = x + n * C;
+          for (int64_t c = c0; c < c1; ++c) su[c] += row[c];
         }
-      for (int64_t c = 0; c < nc; ++c) sum[c] /= double(M);  // now the mean
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t c = c0; c < c1; ++c) {
-          const T* p = x + (n * C + c) * S;
-          const double m = sum[c - c0];
-          double s = 0;
-          for (int64_t i = 0; i < S; ++i) {
-            const double t = p[i] - m;
-            s += t * t;
+        for (int64_t c = c0; c < c1; ++c) su[c] /= double(M);  // now the mean
+        for (int64_t n = 0; n < N; ++n) {
+          const T* row = x + n * C;
+          for (int64_t c = c0; c < c1; ++c) {
+            const double t = row[c] - su[c];
+            sqc[c] += t * t;
           }
-          sq[c - c0] += s;
         }
+      } else {
+        for (int64_t n = 0; n < N; ++n)
+          for (int64_t c = c0; c < c1; ++c) su[c] += sum_of(x + (n * C + c) * S, S);
+        for (int64_t c = c0; c < c1; ++c) su[c] /= double(M);  // now the mean
+        for (int64_t n = 0; n < N; ++n)
+          for (int64_t c = c0; c < c1; ++c)
+            sqc[c] += sqdev_of(x + (n * C + c) * S, S, T(su[c]));
+      }
       for (int64_t c = c0; c < c1; ++c) {
         const double m = sum[c - c0], var = sq[c - c0] / double(M);
         mean[c] = T(m);
@@ -161,13 +265,27 @@ void batch_norm_forward(T* y, T* mean, T* rstd, T* running_mean, T* running_var,
         rstd[c] = T(1.0 / std::sqrt(double(running_var[c]) + eps));
       }
     }
+    // y = x * a + b per channel, with a = gamma * rstd, b = beta - mean * a
+    std::vector<T> av(nc), bv(nc);
+    T* ap = av.data() - c0;  // indexed by channel
+    T* bp = bv.data() - c0;
+    for (int64_t c = c0; c < c1; ++c) {
+      ap[c] = (gamma ? gamma[c] : T(1)) * rstd[c];
+      bp[c] = (beta ? beta[c] : T(0)) - mean[c] * ap[c];
+    }
+    if (S == 1) {
+      for (int64_t n = 0; n < N; ++n) {
+        const T* xr = x + n * C;
+        T* yr = y + n * C;
+        for (int64_t c = c0; c < c1; ++c) yr[c] = xr[c] * ap[c] + bp[c];
+      }
+      return;
+    }
     for (int64_t n = 0; n < N; ++n)
       for (int64_t c = c0; c < c1; ++c) {
         const T* p = x + (n * C + c) * S;
         T* q = y + (n * C + c) * S;
-        // y = x * a + b with a = gamma * rstd, b = beta - mean * a
-        const T a = (gamma ? gamma[c] : T(1)) * rstd[c];
-        const T b = (beta ? beta[c] : T(0)) - mean[c] * a;
+        const T a = ap[c], b = bp[c];
         for (int64_t i = 0; i < S; ++i) q[i] = p[i] * a + b;
       }
   });
@@ -182,20 +300,29 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
     const int64_t nc = c1 - c0;
     const bool need_sums = dgamma || dbeta || (dx && use_batch_stats);
     std::vector<double> sdy(nc, 0.0), sdyx(nc, 0.0);  // sum dy, sum dy * xhat
-    if (need_sums) {
+    if (need_sums && S == 1) {
+      double* a = sdy.data() - c0;  // indexed by channel
+      double* b = sdyx.data() - c0;
+      for (int64_t n = 0; n < N; ++n) {
+        const T* xr = x + n * C;
+        const T* gr = dy + n * C;
+        for (int64_t c = c0; c < c1; ++c) {
+          a[c] += gr[c];
+          b[c] += double(gr[c]) * double(xr[c] - mean[c]);
+        }
+      }
+    } else if (need_sums) {
       for (int64_t n = 0; n < N; ++n)
         for (int64_t c = c0; c < c1; ++c) {
           const T* p = x + (n * C + c) * S;
           const T* g = dy + (n * C + c) * S;
-          const T m = mean[c];
-          double a = 0, b = 0;
-          for (int64_t i = 0; i < S; ++i) {
-            a += g[i];
-            b += double(g[i]) * double(p[i] - m);
-          }
+          double a, b;
+          dot_sums(g, static_cast<const T*>(nullptr), p, S, mean[c], a, b);
           sdy[c - c0] += a;
           sdyx[c - c0] += b;
         }
+    }
+    if (need_sums) {
       for (int64_t c = c0; c < c1; ++c) {
         sdyx[c - c0] *= double(rstd[c]);
         if (dgamma) dgamma[c] += T(sdyx[c - c0]);
@@ -203,6 +330,29 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
       }
     }
     if (!dx) return;
+    if (S == 1) {
+      // dx = k * g - (k * gm + k * rs * gxm * (x - m)) = k * g - u - v * x, per-channel u, v
+      std::vector<T> kv(nc), uv(nc), vv(nc);
+      for (int64_t c = c0; c < c1; ++c) {
+        const T rs = rstd[c], k = (gamma ? gamma[c] : T(1)) * rs;
+        T gm = 0, gxm = 0;
+        if (use_batch_stats) {
+          gm = T(sdy[c - c0] / double(M));
+          gxm = T(sdyx[c - c0] / double(M));
+        }
+        kv[c - c0] = k;
+        vv[c - c0] = k * rs * gxm;
+        uv[c - c0] = k * gm - vv[c - c0] * mean[c];
+      }
+      const T *kp = kv.data() - c0, *up = uv.data() - c0, *vp = vv.data() - c0;
+      for (int64_t n = 0; n < N; ++n) {
+        const T* xr = x + n * C;
+        const T* gr = dy + n * C;
+        T* q = dx + n * C;
+        for (int64_t c = c0; c < c1; ++c) q[c] = kp[c] * gr[c] - up[c] - vp[c] * xr[c];
+      }
+      return;
+    }
     for (int64_t n = 0; n < N; ++n)
       for (int64_t c = c0; c < c1; ++c) {
         const T* p = x + (n * C + c) * S;
@@ -223,11 +373,21 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
 // ---------------------------------------------------------------------------------------------
 // Dropout
 
+namespace {
+// Branch-free (the mask is random, a branch would mispredict half the time) and with restrict
+// pointers so the loop vectorizes: y = x * (u >= p ? scale : 0), as torch's x * mask * scale.
+template <class T>
+void dropout_span(T* __restrict y, const T* __restrict x, const T* __restrict u, int64_t n,
+                  T p, T scale) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * (u[i] >= p ? scale : T(0));
+}
+}  // namespace
+
 template <class T>
 void dropout_apply(T* y, const T* x, const T* u, int64_t n_mask, int64_t inner, T p, T scale) {
-  parallel_for(n_mask, 2 * inner, [&](int64_t i0, int64_t i1) {
+  parallel_for(n_mask, 2 * inner, [=](int64_t i0, int64_t i1) {
     if (inner == 1) {
-      for (int64_t i = i0; i < i1; ++i) y[i] = u[i] >= p ? x[i] * scale : T(0);
+      dropout_span(y + i0, x + i0, u + i0, i1 - i0, p, scale);
       return;
     }
     for (int64_t i = i0; i < i1; ++i) {
