@@ -77,3 +77,16 @@ def test_bitwise_across_threads():
         em.set_num_threads(prev)
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
+
+
+def test_non_leaf_weight_gets_dense_gradient():
+    torch = pytest.importorskip("torch")
+    w0 = rng.standard_normal((6, 3)).astype(np.float32)
+    ids = np.array([[1, 1], [5, 0]])
+    g = rng.standard_normal((2, 2, 3)).astype(np.float32)
+    w = em.tensor(w0, requires_grad=True)
+    F.embedding(ids, w * 2, padding_idx=0).backward(g)
+    tw = torch.tensor(w0, requires_grad=True)
+    torch.nn.functional.embedding(torch.tensor(ids), tw * 2, padding_idx=0).backward(
+        torch.tensor(g))
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-6)

@@ -195,3 +195,24 @@ def test_batch_norm_bitwise_across_threads():
     a, b = _thread_runs(run)
     for u, v in zip(a, b):
         np.testing.assert_array_equal(u, v)
+
+
+def test_batch_norm_non_leaf_params_and_frozen_weight():
+    torch = pytest.importorskip("torch")
+    compare_torch(lambda x, w, b: F.batch_norm(x, None, None, w * 2, b + 1, True),
+                  lambda x, w, b: torch.nn.functional.batch_norm(x, None, None, w * 2, b + 1,
+                                                                 True),
+                  randn(4, 3, 5), randn(3), randn(3))
+    x = em.tensor(randn(4, 3), requires_grad=True)
+    w = em.tensor(randn(3))  # frozen: no grad allocated
+    F.batch_norm(x, None, None, w, None, True).sum().backward()
+    assert w.grad is None and x.grad is not None
+
+
+def test_float64_modules_gradcheck():
+    from ember import nn
+    ln = nn.LayerNorm((2, 3), dtype=np.float64)
+    ln.weight.data[:] = randn(2, 3)
+    gradcheck(lambda x: ln(x), randn(2, 2, 3))
+    bn = nn.BatchNorm2d(2, dtype=np.float64)
+    gradcheck(lambda x: bn(x), randn(3, 2, 2, 2))
