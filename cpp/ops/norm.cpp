@@ -36,7 +36,11 @@ struct Lanes {
     std::memcpy(&v, p, sizeof v);
     return v;
   }
-  static V splat(T a) { return V{} + a; }
+  static V splat(T a) {
+    V v;
+    for (int j = 0; j < kN; ++j) v[j] = a;
+    return v;
+  }
   // Tail elements (fewer than 2kN) go to lanes 0.. of (a0, a1); then all lanes in order.
   static double total(V a0, V a1, const T* tail, int64_t nt) {
     T l[2 * kN];
