@@ -216,3 +216,11 @@ def test_float64_modules_gradcheck():
     gradcheck(lambda x: ln(x), randn(2, 2, 3))
     bn = nn.BatchNorm2d(2, dtype=np.float64)
     gradcheck(lambda x: bn(x), randn(3, 2, 2, 2))
+
+
+def test_batch_norm_running_stats_must_be_arrays():
+    with pytest.raises(TypeError, match="running_mean must be an ndarray"):
+        F.batch_norm(np.ones((2, 3), np.float32), [0.0, 0.0, 0.0], np.ones(3, np.float32),
+                     training=True)
+    with pytest.raises(TypeError, match="float64 but the input is float32"):
+        F.batch_norm(np.ones((2, 3), np.float32), np.zeros(3), np.ones(3), training=True)

@@ -74,6 +74,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     x = _match(as_tensor(input), w if w is not None else b, input)
     rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
     rv = running_var.data if isinstance(running_var, Tensor) else running_var
+    for name, r in (("running_mean", rm), ("running_var", rv)):
+        # updated in place: a list (or other non-array) would only update a temporary copy
+        if r is not None and not isinstance(r, np.ndarray):
+            raise TypeError(f"batch_norm: {name} must be an ndarray or Tensor (it is updated in "
+                            f"place), got {type(r).__name__}")
     training = bool(training)
     y, mean, rstd = _core.batch_norm_forward(
         x.data, None if w is None else w.data, None if b is None else b.data, rm, rv, training,
