@@ -119,16 +119,23 @@ void dot_sums(const T* g, const T* w, const T* x, int64_t n, T m, double& sg, do
 
 // One row of the layer-norm input gradient: with g = dy * gamma and xhat = (x - m) * rs,
 // dx = rs * (g - mean(g) - xhat * mean(g * xhat)).
-template <class T, bool kGamma>
-void ln_backward_row(T* __restrict dx, const T* __restrict dy, const T* __restrict x,
-                     const T* __restrict gamma, T m, T rs, int64_t D) {
+// With kParams, the same pass also adds this row's dy * xhat and dy into the block partials pg, pb.
+template <class T, bool kGamma, bool kParams>
+void ln_backward_row(T* __restrict dx, T* __restrict pg, T* __restrict pb,
+                     const T* __restrict dy, const T* __restrict x, const T* __restrict gamma,
+                     T m, T rs, int64_t D) {
   double sa, sc;
   dot_sums(dy, kGamma ? gamma : nullptr, x, D, m, sa, sc);
   const T am = T(sa / D), cm = T(sc * double(rs) / D);
   const T k = rs * cm;  // dx = rs * (g - am) - (x - m) * rs * rs * cm
   for (int64_t e = 0; e < D; ++e) {
     const T g = kGamma ? dy[e] * gamma[e] : dy[e];
-    dx[e] = rs * (g - am - (x[e] - m) * k);
+    const T xm = x[e] - m;
+    dx[e] = rs * (g - am - xm * k);
+    if (kParams) {
+      pg[e] += dy[e] * (xm * rs);
+      pb[e] += dy[e];
+    }
   }
 }
 }  // namespace
@@ -182,18 +189,22 @@ void layer_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
         const T* xr = x + r * D;
         const T* gr = dy + r * D;
         const T m = mean[r], rs = rstd[r];
-        if (params) {
+        T* dr = dx ? dx + r * D : nullptr;
+        if (dx && params) {  // input and parameter gradients in one pass over the row
+          if (gamma)
+            ln_backward_row<T, true, true>(dr, pg, pb, gr, xr, gamma, m, rs, D);
+          else
+            ln_backward_row<T, false, true>(dr, pg, pb, gr, xr, gamma, m, rs, D);
+        } else if (dx) {
+          if (gamma)
+            ln_backward_row<T, true, false>(dr, pg, pb, gr, xr, gamma, m, rs, D);
+          else
+            ln_backward_row<T, false, false>(dr, pg, pb, gr, xr, gamma, m, rs, D);
+        } else if (params) {
           for (int64_t d = 0; d < D; ++d) {
-            const T xh = (xr[d] - m) * rs;
-            pg[d] += gr[d] * xh;
+            pg[d] += gr[d] * ((xr[d] - m) * rs);
             pb[d] += gr[d];
           }
-        }
-        if (dx) {
-          if (gamma)
-            ln_backward_row<T, true>(dx + r * D, gr, xr, gamma, m, rs, D);
-          else
-            ln_backward_row<T, false>(dx + r * D, gr, xr, gamma, m, rs, D);
         }
       }
     }
