@@ -29,8 +29,11 @@ py::array embedding_forward_py(const py::array& weight, const py::array& ids_in)
     auto y = empty<T>(ys);
     T* yp = y.mutable_data();
     const T* wp = cptr<T>(weight);
-    py::gil_scoped_release nogil;
-    embedding_forward<T>(yp, wp, ip, n, D);
+    {
+      // The GIL is released around the kernel only: `return y` touches a Python object.
+      py::gil_scoped_release nogil;
+      embedding_forward<T>(yp, wp, ip, n, D);
+    }
     return y;
   });
 }
@@ -55,8 +58,10 @@ void embedding_backward_py(py::array& grad_weight, const py::array& dy, const py
     using T = decltype(tag);
     T* gp = mptr<T>(grad_weight);
     const T* dp = cptr<T>(dy);
-    py::gil_scoped_release nogil;
-    embedding_backward<T>(gp, dp, ip, n, D, padding_idx);
+    {
+      py::gil_scoped_release nogil;
+      embedding_backward<T>(gp, dp, ip, n, D, padding_idx);
+    }
     return 0;
   });
 }

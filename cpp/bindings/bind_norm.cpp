@@ -194,8 +194,11 @@ py::array dropout_apply_py(const py::array& x, const py::array& u, double p, dou
     auto y = empty<T>(shape_of(x));
     T* yp = y.mutable_data();
     const T *xp = cptr<T>(x), *up = cptr<T>(u);
-    py::gil_scoped_release nogil;
-    dropout_apply<T>(yp, xp, up, n, inner, T(p), T(scale));
+    {
+      // The GIL is released around the kernel only: `return y` touches a Python object.
+      py::gil_scoped_release nogil;
+      dropout_apply<T>(yp, xp, up, n, inner, T(p), T(scale));
+    }
     return y;
   });
 }
