@@ -237,11 +237,10 @@ void batch_norm_forward(T* y, T* mean, T* rstd, T* running_mean, T* running_var,
   // Channels are split over threads; each channel's sums run over (n, s) in a fixed order. The
   // loops go n-outer so that (N, C) input (S = 1) reads rows contiguously.
   parallel_for(C, 8 * M, [&](int64_t c0, int64_t c1) {
-    const int64_t nc = c1 - c0;
     if (use_batch_stats) {
-      std::vector<double> sum(nc, 0.0), sq(nc, 0.0);
-      double* su = sum.data() - c0;  // indexed by channel
-      double* sqc = sq.data() - c0;
+      std::vector<double> sum(c1, 0.0), sq(c1, 0.0);
+      double* su = sum.data();  // indexed by channel (entries below c0 unused)
+      double* sqc = sq.data();
       if (S == 1) {
         // (N, C): rows of channels; per-channel double accumulators, vectorized over c.
         for (int64_t n = 0; n < N; ++n) {
@@ -265,7 +264,7 @@ void batch_norm_forward(T* y, T* mean, T* rstd, T* running_mean, T* running_var,
             sqc[c] += sqdev_of(x + (n * C + c) * S, S, T(su[c]));
       }
       for (int64_t c = c0; c < c1; ++c) {
-        const double m = sum[c - c0], var = sq[c - c0] / double(M);
+        const double m = sum[c], var = sq[c] / double(M);
         mean[c] = T(m);
         rstd[c] = T(1.0 / std::sqrt(var + eps));
         if (running_mean)
@@ -281,9 +280,9 @@ void batch_norm_forward(T* y, T* mean, T* rstd, T* running_mean, T* running_var,
       }
     }
     // y = x * a + b per channel, with a = gamma * rstd, b = beta - mean * a
-    std::vector<T> av(nc), bv(nc);
-    T* ap = av.data() - c0;  // indexed by channel
-    T* bp = bv.data() - c0;
+    std::vector<T> av(c1), bv(c1);
+    T* ap = av.data();  // indexed by channel (entries below c0 unused)
+    T* bp = bv.data();
     for (int64_t c = c0; c < c1; ++c) {
       ap[c] = (gamma ? gamma[c] : T(1)) * rstd[c];
       bp[c] = (beta ? beta[c] : T(0)) - mean[c] * ap[c];
@@ -312,12 +311,11 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
                          bool use_batch_stats) {
   const int64_t M = N * S;
   parallel_for(C, 10 * M, [&](int64_t c0, int64_t c1) {
-    const int64_t nc = c1 - c0;
     const bool need_sums = dgamma || dbeta || (dx && use_batch_stats);
-    std::vector<double> sdy(nc, 0.0), sdyx(nc, 0.0);  // sum dy, sum dy * xhat
+    std::vector<double> sdy(c1, 0.0), sdyx(c1, 0.0);  // sum dy, sum dy * xhat
     if (need_sums && S == 1) {
-      double* a = sdy.data() - c0;  // indexed by channel
-      double* b = sdyx.data() - c0;
+      double* a = sdy.data();  // indexed by channel (entries below c0 unused)
+      double* b = sdyx.data();
       for (int64_t n = 0; n < N; ++n) {
         const T* xr = x + n * C;
         const T* gr = dy + n * C;
@@ -333,33 +331,33 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
           const T* g = dy + (n * C + c) * S;
           double a, b;
           dot_sums(g, static_cast<const T*>(nullptr), p, S, mean[c], a, b);
-          sdy[c - c0] += a;
-          sdyx[c - c0] += b;
+          sdy[c] += a;
+          sdyx[c] += b;
         }
     }
     if (need_sums) {
       for (int64_t c = c0; c < c1; ++c) {
-        sdyx[c - c0] *= double(rstd[c]);
-        if (dgamma) dgamma[c] += T(sdyx[c - c0]);
-        if (dbeta) dbeta[c] += T(sdy[c - c0]);
+        sdyx[c] *= double(rstd[c]);
+        if (dgamma) dgamma[c] += T(sdyx[c]);
+        if (dbeta) dbeta[c] += T(sdy[c]);
       }
     }
     if (!dx) return;
     if (S == 1) {
       // dx = k * g - (k * gm + k * rs * gxm * (x - m)) = k * g - u - v * x, per-channel u, v
-      std::vector<T> kv(nc), uv(nc), vv(nc);
+      std::vector<T> kv(c1), uv(c1), vv(c1);
       for (int64_t c = c0; c < c1; ++c) {
         const T rs = rstd[c], k = (gamma ? gamma[c] : T(1)) * rs;
         T gm = 0, gxm = 0;
         if (use_batch_stats) {
-          gm = T(sdy[c - c0] / double(M));
-          gxm = T(sdyx[c - c0] / double(M));
+          gm = T(sdy[c] / double(M));
+          gxm = T(sdyx[c] / double(M));
         }
-        kv[c - c0] = k;
-        vv[c - c0] = k * rs * gxm;
-        uv[c - c0] = k * gm - vv[c - c0] * mean[c];
+        kv[c] = k;
+        vv[c] = k * rs * gxm;
+        uv[c] = k * gm - vv[c] * mean[c];
       }
-      const T *kp = kv.data() - c0, *up = uv.data() - c0, *vp = vv.data() - c0;
+      const T *kp = kv.data(), *up = uv.data(), *vp = vv.data();
       for (int64_t n = 0; n < N; ++n) {
         const T* xr = x + n * C;
         const T* gr = dy + n * C;
@@ -376,7 +374,7 @@ void batch_norm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, co
         const T rs = rstd[c], k = (gamma ? gamma[c] : T(1)) * rs;
         if (use_batch_stats) {
           const T m = mean[c];
-          const T gm = T(sdy[c - c0] / double(M)), gxm = T(sdyx[c - c0] / double(M));
+          const T gm = T(sdy[c] / double(M)), gxm = T(sdyx[c] / double(M));
           for (int64_t i = 0; i < S; ++i) q[i] = k * (g[i] - gm - (p[i] - m) * rs * gxm);
         } else {
           for (int64_t i = 0; i < S; ++i) q[i] = k * g[i];
