@@ -13,7 +13,7 @@ identity path, so the gradient reaches every layer at a similar size; LayerNorm 
 activations in range as the sum grows. The script prints per-layer gradient norms at
 initialization, the training curves, and the final test accuracies.
 
-    python examples/deep_residual.py            # full run (30 epochs, a minute or two)
+    python examples/deep_residual.py            # full run (10 epochs)
     python examples/deep_residual.py --ci       # reduced run for CI
 """
 import argparse
@@ -99,7 +99,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--depth", type=int, default=20)
     ap.add_argument("--width", type=int, default=64)
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--ci", action="store_true", help="reduced run (few epochs)")
