@@ -28,7 +28,10 @@ def _contig(a, dtype=None) -> np.ndarray:
 
 
 def _as_array(x, dtype=None) -> np.ndarray:
-    """ndarray for x: float data becomes float32 unless dtype says otherwise; ints stay int64."""
+    """ndarray for x: float data becomes float32 unless dtype says otherwise; ints stay int64.
+
+    np.asarray(order="C"), not np.ascontiguousarray: the latter turns 0-d data into shape (1,).
+    """
     if isinstance(x, Tensor):
         x = x.data
     if dtype is not None:
