@@ -47,6 +47,8 @@ class Dataset:
         raise NotImplementedError(f"{type(self).__name__} must implement __getitem__")
 
     def get_batch(self, indices):
+        if isinstance(indices, slice):
+            indices = range(*indices.indices(len(self)))
         return _stack_samples([self[int(i)] for i in indices])
 
 

@@ -252,7 +252,8 @@ def _state_copy(model):
 
 
 class EarlyStopping(Callback):
-    """Stops training when ``monitor`` stops improving for ``patience`` epochs.
+    """Stops training once ``monitor`` has not improved for ``patience`` epochs in a row
+    (Keras's rule: with ``patience=2`` and the best at epoch 1, training stops after epoch 3).
 
     ``min_delta``: smallest change that counts as an improvement. ``mode``: ``"min"``,
     ``"max"`` or ``"auto"`` (max for accuracy-like names). ``baseline``: the value to beat.
@@ -305,7 +306,7 @@ class EarlyStopping(Callback):
                 self.best_weights = _state_copy(self.model)
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
             if self.verbose:
