@@ -154,6 +154,9 @@ def test_model_checkpoint_writes_only_on_improvement(tmp_path):
                          save_best_only=True)
     _feed(mx, [0.5, 0.4, 0.6], monitor="val_accuracy", model=m)
     assert len(mx.saved) == 2
+    bad = ModelCheckpoint(tmp_path / "{val_acc}.safetensors")
+    with pytest.raises(ValueError, match="cannot fill"):
+        _feed(bad, [1.0], model=m)
 
 
 def test_model_checkpoint_in_fit_keeps_the_best_epoch(tmp_path):

@@ -112,8 +112,9 @@ def test_regularizers_are_added_to_the_loss():
     em.manual_seed(0)
     m2 = nn.Linear(3, 1)
 
-    def l2(model):
-        return 0.5 * sum((p * p).sum() for p in model.parameters())
+    def l2(params):
+        assert len(params) == 2  # the trainable parameters
+        return 0.5 * sum((p * p).sum() for p in params)
 
     h1 = em.fit(m1, (X, y), loss=mse, optimizer=TinySGD(m1.parameters(), 0.0), epochs=1,
                 batch_size=16, metrics=(), verbose=0)
@@ -123,7 +124,7 @@ def test_regularizers_are_added_to_the_loss():
     assert h2.history["loss"][0] == pytest.approx(h1.history["loss"][0] + pen, rel=1e-5)
     with pytest.raises(TypeError, match="regularizer"):
         em.fit(m2, (X, y), loss=mse, optimizer=TinySGD(m2.parameters()), verbose=0,
-               regularizers=[lambda m: 3.0])
+               regularizers=[lambda ps: 3.0])
 
 
 class _HalvingLR:
@@ -297,3 +298,25 @@ def test_history_plot(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="nothing recorded"):
         monkeypatch.undo()
         em.callbacks.History().plot()
+
+
+def test_default_accuracy_dropped_for_regression_losses():
+    X, y = _linear_problem(16)
+    m = nn.Linear(3, 1)
+
+    def mse_loss(o, t):
+        return mse(o, t)
+
+    h = em.fit(m, (X, y), loss=mse_loss, optimizer=TinySGD(m.parameters(), 0.01), epochs=1,
+               batch_size=8, verbose=0)
+    assert set(h.history) == {"loss", "lr"}
+    assert set(em.evaluate(m, (X, y), loss=mse_loss)) == {"loss"}
+    h = em.fit(m, (X, y), loss=mse_loss, optimizer=TinySGD(m.parameters(), 0.01), epochs=1,
+               batch_size=8, verbose=0, metrics=["mae"])
+    assert "mae" in h.history
+    # a classification loss keeps it
+    Xc, yc = blobs(16, classes=2)
+    mc = mlp(2, 4, 2)
+    h = em.fit(mc, (Xc, yc), loss=cross_entropy, optimizer=TinySGD(mc.parameters(), 0.01),
+               epochs=1, batch_size=8, verbose=0)
+    assert "accuracy" in h.history

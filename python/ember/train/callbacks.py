@@ -348,7 +348,12 @@ class ModelCheckpoint(Callback):
 
     def _write(self, epoch, logs):
         from ..io import save, save_checkpoint
-        path = self.path.format(epoch=epoch + 1, **(logs or {}))
+        try:
+            path = self.path.format(epoch=epoch + 1, **(logs or {}))
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"ModelCheckpoint: cannot fill the path {self.path!r} from the "
+                             f"logs (available: epoch, {', '.join(sorted(logs or {}))}): "
+                             f"{e!r}") from None
         d = os.path.dirname(os.path.abspath(path))
         os.makedirs(d, exist_ok=True)
         if self.include_optimizer:

@@ -55,6 +55,19 @@ def _resolve_loss(loss):
     return loss
 
 
+_DEFAULT_METRICS = ("accuracy",)
+_REGRESSION = ("mse", "l1", "huber", "smooth_l1", "mae", "gaussian_nll", "poisson_nll")
+
+
+def _default_metrics(metrics, loss_fn):
+    """The default ("accuracy",) is dropped for a regression loss (MSE, L1, Huber, ...)."""
+    if metrics is not _DEFAULT_METRICS:
+        return metrics
+    name = (getattr(loss_fn, "__name__", "") or type(loss_fn).__name__).lower()
+    name = name.replace("loss", "").strip("_")
+    return () if name.startswith(_REGRESSION) else metrics
+
+
 def _takes_logits(loss_fn) -> bool:
     name = getattr(loss_fn, "__name__", "") or type(loss_fn).__name__
     return "with_logits" in name or type(loss_fn).__name__ == "BCEWithLogitsLoss"
@@ -100,9 +113,10 @@ def _batch_len(x):
     return len(x[0]) if isinstance(x, (tuple, list)) else len(x)
 
 
-def _penalty(reg, model):
-    """A regularizer is ``reg(model) -> scalar Tensor`` (e.g. an L1/L2 penalty)."""
-    p = reg(model)
+def _penalty(reg, params):
+    """A regularizer is ``reg(parameters) -> scalar Tensor``, called with the list of the
+    model's trainable parameters (``nn.utils.L2Penalty(1e-4)``, ``L1Penalty``, or your own)."""
+    p = reg(params)
     if not isinstance(p, Tensor):
         raise TypeError(f"regularizer {reg!r} returned {type(p).__name__}, expected a scalar "
                         f"Tensor")
@@ -133,16 +147,21 @@ def train_on_batch(model, x, y, loss, optimizer, regularizers=()) -> float:
     mode. Returns the loss as a float (penalties included).
     """
     loss_fn = _resolve_loss(loss)
-    _, value = _step(model, x, y, loss_fn, optimizer, regularizers)
+    _, value = _step(model, x, y, loss_fn, optimizer, regularizers, _trainable(model)
+                     if regularizers else None)
     return value
 
 
-def _step(model, x, y, loss_fn, optimizer, regularizers):
+def _trainable(model):
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def _step(model, x, y, loss_fn, optimizer, regularizers, params):
     optimizer.zero_grad()
     out = model(x)
     lv = loss_fn(out, y) if y is not None else loss_fn(out)
     for r in regularizers:
-        lv = lv + _penalty(r, model)
+        lv = lv + _penalty(r, params)
     if not isinstance(lv, Tensor):
         raise TypeError(f"the loss returned {type(lv).__name__}, expected a scalar Tensor")
     if lv.data.size != 1:
@@ -157,7 +176,7 @@ def _step(model, x, y, loss_fn, optimizer, regularizers):
 # fit
 
 def fit(model, train_data, *, loss, optimizer, epochs: int = 1, batch_size: int = 32,
-        validation_data=None, validation_split: float | None = None, metrics=("accuracy",),
+        validation_data=None, validation_split: float | None = None, metrics=_DEFAULT_METRICS,
         callbacks=(), scheduler=None, shuffle: bool = True, verbose: int = 1,
         regularizers=(), seed=None, initial_epoch: int = 0,
         validation_batch_size: int | None = None, prefetch: int = 0) -> History:
@@ -175,12 +194,14 @@ def fit(model, train_data, *, loss, optimizer, epochs: int = 1, batch_size: int 
         validation_split: instead of ``validation_data``, hold out this fraction of the
             ``(X, y)`` arrays -- the *last* samples, before shuffling (as Keras does).
         metrics: names (``"accuracy"``, ``"top5"``, ``"mae"``, ``"mse"``), Metric objects or
-            ``fn(y_pred, y_true)`` callables.
+            ``fn(y_pred, y_true)`` callables. The default, accuracy, is left out when the loss
+            is a regression loss (MSE, L1, Huber, smooth L1).
         callbacks: Callback instances (EarlyStopping, ModelCheckpoint, ...).
         scheduler: an epoch-level learning-rate scheduler, stepped after every epoch
             (``ReduceLROnPlateau`` gets ``val_loss``, or ``loss`` without validation).
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
-        regularizers: callables ``reg(model) -> scalar Tensor`` added to the loss (L1/L2).
+        regularizers: callables ``reg(parameters) -> scalar Tensor`` added to the loss, called
+            with the model's trainable parameters: ``[nn.utils.L2Penalty(1e-4)]``.
         seed: seeds the shuffling (default: ember's generator, see ``em.manual_seed``).
         initial_epoch: epoch to start counting from (resuming).
         prefetch: batches to prepare ahead on a background thread (arrays input only).
@@ -222,6 +243,7 @@ def fit(model, train_data, *, loss, optimizer, epochs: int = 1, batch_size: int 
     val_loader = _make_loader(validation_data, validation_batch_size or max(batch_size, 256),
                               False, None, "fit(validation_data)")
     logits = _takes_logits(loss_fn)
+    metrics = _default_metrics(metrics, loss_fn)
     train_metrics = [_metrics.get(m, logits) for m in (metrics or ())]
     metric_names = [m.name for m in train_metrics]
     if len(set(metric_names)) != len(metric_names):
@@ -239,6 +261,8 @@ def fit(model, train_data, *, loss, optimizer, epochs: int = 1, batch_size: int 
     history.params = params
     batch_hooks = cbs.wants("on_train_batch_begin") or cbs.wants("on_train_batch_end")
 
+    regularizers = list(regularizers or ())
+    reg_params = _trainable(model) if regularizers else None
     model.stop_training = False
     try:
         cbs.on_train_begin({})
@@ -254,7 +278,7 @@ def fit(model, train_data, *, loss, optimizer, epochs: int = 1, batch_size: int 
                 n = _batch_len(x)
                 if batch_hooks:
                     cbs.on_train_batch_begin(step, {"batch": step, "size": n})
-                out, value = _step(model, x, y, loss_fn, optimizer, regularizers)
+                out, value = _step(model, x, y, loss_fn, optimizer, regularizers, reg_params)
                 total += value * n
                 seen += n
                 if y is not None and train_metrics:
@@ -342,7 +366,7 @@ def _run_eval(model, loader, loss_fn, metric_objs, cbs=None):
     return logs
 
 
-def evaluate(model, data, loss=None, metrics=("accuracy",), batch_size: int = 256,
+def evaluate(model, data, loss=None, metrics=_DEFAULT_METRICS, batch_size: int = 256,
              callbacks=()) -> dict:
     """Loss and metrics of ``model`` on ``data`` (``(X, y)`` or a DataLoader), in eval mode
     without recording a graph; every module's train/eval mode is restored afterwards.
@@ -352,6 +376,8 @@ def evaluate(model, data, loss=None, metrics=("accuracy",), batch_size: int = 25
     loss_fn = _resolve_loss(loss)
     loader = _make_loader(data, batch_size, False, None, "evaluate")
     logits = _takes_logits(loss_fn) if loss_fn is not None else False
+    if loss_fn is not None:
+        metrics = _default_metrics(metrics, loss_fn)
     objs = [_metrics.get(m, logits) for m in (metrics or ())]
     cbs = CallbackList(list(callbacks or ()), model=model) if callbacks else None
     return _run_eval(model, loader, loss_fn, objs, cbs)
