@@ -25,8 +25,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 class Net(nn.Module):
     def __init__(self, classes=5):
         super().__init__()
-        self.body = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU())
-        self.head = nn.Linear(64, classes)
+        self.body = nn.Sequential(nn.Linear(64, 256), nn.ReLU())
+        self.head = nn.Linear(256, classes)
 
     def forward(self, x):
         return self.head(self.body(x))
@@ -78,7 +78,7 @@ def main(argv=None):
 
     # 3. freeze the body, new head for 5-9
     model.body.requires_grad_(False)
-    model.head = nn.Linear(64, 5)
+    model.head = nn.Linear(256, 5)
     frozen_before = {k: v.copy() for k, v in model.body.state_dict().items()}
     model.summary(input_shape=(64,), print_fn=None if args.ci else print)
     print("== training a new head on digits 5-9 (body frozen)")

@@ -32,6 +32,9 @@ def _run(name, tmp_path, *extra):
     pkg = str(pathlib.Path(em.__file__).resolve().parents[1])
     env["PYTHONPATH"] = pkg + os.pathsep + env.get("PYTHONPATH", "")
     env.setdefault("MPLBACKEND", "Agg")
+    # On a shared, oversubscribed CI box, OpenMP threads that spin-wait at barriers starve one
+    # another (measured 10x+ slower there); passive waiting keeps these subprocess runs short.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     cmd = [sys.executable, str(EXAMPLES / name), "--ci", *extra]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env,
                        cwd=str(tmp_path))
