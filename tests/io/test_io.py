@@ -1,7 +1,6 @@
 import os
 import pathlib
 import re
-from collections import OrderedDict
 
 import numpy as np
 import pytest
