@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "core/parallel.h"
@@ -15,10 +16,24 @@ namespace {
 constexpr int64_t kUpdateCost = 16;
 
 // torch.lerp's vectorized form (ATen lerp_vec): one fused multiply-add from the nearer end.
-template <class T>
-inline T lerp(T self, T end, T w) {
-  const T diff = end - self;
-  return std::abs(w) < T(0.5) ? std::fma(w, diff, self) : std::fma(w - T(1), diff, end);
+// SMALL (|w| < 0.5) is a compile-time flag; coeff is w when SMALL, else w - 1.
+template <bool SMALL, class T>
+inline T lerp(T self, T end, T coeff) {
+  return std::fma(coeff, end - self, SMALL ? self : end);
+}
+
+// Calls f(std::bool_constant<b>...) so that every option becomes a compile-time constant and the
+// element loops carry no control flow (they vectorize).
+template <class F>
+void with_flags(F&& f) {
+  f();
+}
+template <class F, class... Bs>
+void with_flags(F&& f, bool b, Bs... rest) {
+  if (b)
+    with_flags([&](auto... c) { f(std::true_type{}, c...); }, rest...);
+  else
+    with_flags([&](auto... c) { f(std::false_type{}, c...); }, rest...);
 }
 
 }  // namespace
@@ -29,23 +44,33 @@ inline T lerp(T self, T end, T w) {
 // buf; p.add_(grad, alpha=-lr).
 template <class T>
 void sgd_update(T* p, const T* g, T* buf, int64_t n, const SgdOptions& o) {
-  const bool wd_on = o.weight_decay != 0, mom_on = o.momentum != 0 && buf != nullptr;
   const T wd = T(o.weight_decay), mom = T(o.momentum), damp1 = T(1 - o.dampening);
-  const T neg_lr = T(-o.lr);
-  const bool first = o.first_step, nesterov = o.nesterov, maximize = o.maximize;
-  // Independent elements: any split gives the same bits.
-  parallel_for(n, kUpdateCost, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      T d = maximize ? -g[i] : g[i];
-      if (wd_on) d = std::fma(wd, p[i], d);
-      if (mom_on) {
-        const T bi = first ? d : std::fma(damp1, d, T(buf[i] * mom));
-        buf[i] = bi;
-        d = nesterov ? std::fma(mom, bi, d) : bi;
-      }
-      p[i] = std::fma(neg_lr, d, p[i]);
-    }
-  });
+  const T neg_lr = T(-o.lr), sign = o.maximize ? T(-1) : T(1);  // -g is exact: g * -1
+  with_flags(
+      [&](auto WD, auto MOM, auto FIRST, auto NESTEROV) {
+        // Independent elements: any split gives the same bits.
+        parallel_for(n, kUpdateCost, [&, p, g, buf](int64_t b, int64_t e) {
+          const T sign_ = sign, wd_ = wd, mom_ = mom, damp1_ = damp1, neg_lr_ = neg_lr;
+          for (int64_t i = b; i < e; ++i) {
+            T d = g[i] * sign_;
+            if constexpr (WD) d = std::fma(wd_, p[i], d);
+            if constexpr (MOM) {
+              T bi;
+              if constexpr (FIRST)
+                bi = d;
+              else
+                bi = std::fma(damp1_, d, T(buf[i] * mom_));
+              buf[i] = bi;
+              if constexpr (NESTEROV)
+                d = std::fma(mom_, bi, d);
+              else
+                d = bi;
+            }
+            p[i] = std::fma(neg_lr_, d, p[i]);
+          }
+        });
+      },
+      o.weight_decay != 0, o.momentum != 0 && buf != nullptr, o.first_step, o.nesterov);
 }
 
 // ---- Adam / AdamW ------------------------------------------------------------------------------
@@ -59,34 +84,41 @@ void adam_update(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, const AdamOpt
   const double step_size = o.lr / bc1;
   const T bc2_sqrt = T(std::pow(bc2, 0.5));
   const T w1 = T(1 - o.beta1), b2 = T(o.beta2), c2 = T(1 - o.beta2), eps = T(o.eps);
+  const bool small = std::abs(w1) < T(0.5);
+  const T coeff1 = small ? w1 : w1 - T(1);
   const T neg_step = T(-step_size), wd = T(o.weight_decay), decay = T(1 - o.lr * o.weight_decay);
-  const bool wd_on = o.weight_decay != 0, decoupled = o.decoupled_weight_decay;
-  const bool amsgrad = o.amsgrad && vmax != nullptr, maximize = o.maximize;
-  parallel_for(n, kUpdateCost, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      T d = maximize ? -g[i] : g[i];
-      T pi = p[i];
-      if (wd_on) {
-        if (decoupled)
-          pi = pi * decay;
-        else
-          d = std::fma(wd, pi, d);
-      }
-      const T mi = lerp(m[i], d, w1);
-      m[i] = mi;
-      const T vi0 = v[i] * b2;
-      T vi = std::fma(c2 * d, d, vi0);  // ATen addcmul: fma(value * t1, t2, self)
-      v[i] = vi;
-      if (amsgrad) {
-        const T mx = vmax[i];
-        vi = (vi > mx || std::isnan(vi)) ? vi : mx;  // torch.maximum propagates NaN
-        vmax[i] = vi;
-      }
-      T denom = std::sqrt(vi) / bc2_sqrt;
-      denom = denom + eps;
-      p[i] = pi + neg_step * mi / denom;
-    }
-  });
+  const T sign = o.maximize ? T(-1) : T(1);
+  const bool wd_on = o.weight_decay != 0;
+  with_flags(
+      [&](auto L2, auto DECOUPLED, auto AMS, auto SMALL) {
+        parallel_for(n, kUpdateCost, [&, p, g, m, v, vmax](int64_t b, int64_t e) {
+          // Local copies: a float store through p could otherwise alias a captured float and
+          // keep the loop from vectorizing.
+          const T sign_ = sign, decay_ = decay, wd_ = wd, coeff_ = coeff1, b2_ = b2, c2_ = c2;
+          const T bc2_sqrt_ = bc2_sqrt, eps_ = eps, neg_step_ = neg_step;
+          for (int64_t i = b; i < e; ++i) {
+            T d = g[i] * sign_;
+            T pi = p[i];
+            if constexpr (DECOUPLED) pi = pi * decay_;
+            if constexpr (L2) d = std::fma(wd_, pi, d);
+            const T mi = lerp<SMALL>(m[i], d, coeff_);
+            m[i] = mi;
+            const T v0 = v[i] * b2_;
+            T vi = std::fma(c2_ * d, d, v0);  // ATen addcmul: fma(value * t1, t2, self)
+            v[i] = vi;
+            if constexpr (AMS) {
+              const T mx = vmax[i];
+              vi = (vi != vi) ? vi : std::max(vi, mx);  // torch.maximum propagates NaN
+              vmax[i] = vi;
+            }
+            T denom = std::sqrt(vi) / bc2_sqrt_;
+            denom = denom + eps_;
+            p[i] = pi + neg_step_ * mi / denom;
+          }
+        });
+      },
+      wd_on && !o.decoupled_weight_decay, wd_on && o.decoupled_weight_decay,
+      o.amsgrad && vmax != nullptr, small);
 }
 
 // ---- RMSprop -----------------------------------------------------------------------------------
@@ -98,35 +130,42 @@ template <class T>
 void rmsprop_update(T* p, const T* g, T* sq, T* gavg, T* buf, int64_t n,
                     const RmspropOptions& o) {
   const T wd = T(o.weight_decay), alpha = T(o.alpha), c = T(1 - o.alpha), eps = T(o.eps);
-  const T mom = T(o.momentum), neg_lr = T(-o.lr);
-  const bool wd_on = o.weight_decay != 0, centered = o.centered && gavg != nullptr;
-  const bool mom_on = o.momentum > 0 && buf != nullptr, maximize = o.maximize;
-  parallel_for(n, kUpdateCost, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      T d = maximize ? -g[i] : g[i];
-      if (wd_on) d = std::fma(wd, p[i], d);
-      const T si0 = sq[i] * alpha;
-      const T si = std::fma(c * d, d, si0);
-      sq[i] = si;
-      T avg;
-      if (centered) {
-        const T ga = lerp(gavg[i], d, c);
-        gavg[i] = ga;
-        avg = std::sqrt(std::fma(-ga, ga, si));
-      } else {
-        avg = std::sqrt(si);
-      }
-      avg = avg + eps;
-      if (mom_on) {
-        T bi = buf[i] * mom;
-        bi = bi + d / avg;
-        buf[i] = bi;
-        p[i] = std::fma(neg_lr, bi, p[i]);
-      } else {
-        p[i] = p[i] + neg_lr * d / avg;
-      }
-    }
-  });
+  const bool small = std::abs(c) < T(0.5);
+  const T coeff = small ? c : c - T(1);
+  const T mom = T(o.momentum), neg_lr = T(-o.lr), sign = o.maximize ? T(-1) : T(1);
+  with_flags(
+      [&](auto WD, auto CENTERED, auto MOM, auto SMALL) {
+        parallel_for(n, kUpdateCost, [&, p, g, sq, gavg, buf](int64_t b, int64_t e) {
+          const T sign_ = sign, wd_ = wd, alpha_ = alpha, c_ = c, coeff_ = coeff, eps_ = eps;
+          const T mom_ = mom, neg_lr_ = neg_lr;
+          for (int64_t i = b; i < e; ++i) {
+            T d = g[i] * sign_;
+            if constexpr (WD) d = std::fma(wd_, p[i], d);
+            const T s0 = sq[i] * alpha_;
+            const T si = std::fma(c_ * d, d, s0);
+            sq[i] = si;
+            T avg;
+            if constexpr (CENTERED) {
+              const T ga = lerp<SMALL>(gavg[i], d, coeff_);
+              gavg[i] = ga;
+              avg = std::sqrt(std::fma(-ga, ga, si));
+            } else {
+              avg = std::sqrt(si);
+            }
+            avg = avg + eps_;
+            if constexpr (MOM) {
+              T bi = buf[i] * mom_;
+              bi = bi + d / avg;
+              buf[i] = bi;
+              p[i] = std::fma(neg_lr_, bi, p[i]);
+            } else {
+              p[i] = p[i] + neg_lr_ * d / avg;
+            }
+          }
+        });
+      },
+      o.weight_decay != 0, o.centered && gavg != nullptr, o.momentum > 0 && buf != nullptr,
+      small);
 }
 
 // ---- Adagrad -----------------------------------------------------------------------------------
@@ -136,17 +175,22 @@ template <class T>
 void adagrad_update(T* p, const T* g, T* sum, int64_t n, const AdagradOptions& o) {
   const double clr = o.lr / (1 + double(o.step - 1) * o.lr_decay);
   const T wd = T(o.weight_decay), eps = T(o.eps), neg_clr = T(-clr);
-  const bool wd_on = o.weight_decay != 0, maximize = o.maximize;
-  parallel_for(n, kUpdateCost, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      T d = maximize ? -g[i] : g[i];
-      if (wd_on) d = std::fma(wd, p[i], d);
-      const T si = std::fma(d, d, sum[i]);
-      sum[i] = si;
-      const T sd = std::sqrt(si) + eps;
-      p[i] = p[i] + neg_clr * d / sd;
-    }
-  });
+  const T sign = o.maximize ? T(-1) : T(1);
+  with_flags(
+      [&](auto WD) {
+        parallel_for(n, kUpdateCost, [&, p, g, sum](int64_t b, int64_t e) {
+          const T sign_ = sign, wd_ = wd, eps_ = eps, neg_clr_ = neg_clr;
+          for (int64_t i = b; i < e; ++i) {
+            T d = g[i] * sign_;
+            if constexpr (WD) d = std::fma(wd_, p[i], d);
+            const T si = std::fma(d, d, sum[i]);
+            sum[i] = si;
+            const T sd = std::sqrt(si) + eps_;
+            p[i] = p[i] + neg_clr_ * d / sd;
+          }
+        });
+      },
+      o.weight_decay != 0);
 }
 
 // ---- reductions for clipping and penalties -----------------------------------------------------

@@ -188,3 +188,11 @@ def test_penalty_callables_and_frozen_params():
     with pytest.raises(ValueError, match="lam"):
         nn.utils.L1Penalty(-1)
     assert nn.utils.l1_penalty([], 1.0).item() == 0.0
+
+
+def test_penalty_takes_a_module():
+    # fit's regularizers are called as reg(model)
+    model = nn.Linear(3, 2)
+    expect = sum(float((p.data.astype(np.float64) ** 2).sum()) for p in model.parameters())
+    assert nn.utils.L2Penalty(0.1)(model).item() == pytest.approx(0.1 * expect, rel=1e-6)
+    assert nn.utils.l2_penalty(model, 0.1).item() == pytest.approx(0.1 * expect, rel=1e-6)

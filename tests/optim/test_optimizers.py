@@ -1,6 +1,4 @@
 """Every optimizer against torch.optim: same parameters, same random gradients, >= 20 steps."""
-import copy
-
 import numpy as np
 import pytest
 
@@ -396,7 +394,8 @@ def test_same_bits_at_1_and_2_threads(cls, kw):
 
 def test_zz_report_deviations(capsys):
     """Prints the largest deviation from torch seen above (float32, all cases)."""
-    assert DEVIATIONS, "the torch comparisons did not run"
+    if not DEVIATIONS:
+        pytest.skip("run with the torch comparisons above (the whole file)")
     with capsys.disabled():
         print()
         for k, (a, r, u) in sorted(DEVIATIONS.items()):

@@ -6,8 +6,9 @@ scalar Tensor to add to a loss::
 
     loss = loss_fn(model(x), y) + nn.utils.l2_penalty(model.parameters(), 1e-4)
 
-and L1Penalty(lam) / L2Penalty(lam) are the same as callables ``params -> Tensor``, the form
-``fit(..., regularizers=[nn.utils.L2Penalty(1e-4)])`` takes.
+and L1Penalty(lam) / L2Penalty(lam) are the same as callables ``params_or_model -> Tensor``,
+the form ``fit(..., regularizers=[nn.utils.L2Penalty(1e-4)])`` takes. Wherever parameters are
+expected, the penalties also accept a Module (meaning all of its parameters).
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ __all__ = ["clip_grad_norm_", "clip_grad_value_", "l1_penalty", "l2_penalty", "L
 def _params(parameters):
     if isinstance(parameters, Tensor):
         return [parameters]
+    if callable(getattr(parameters, "parameters", None)):  # a Module: all its parameters
+        return list(parameters.parameters())
     return list(parameters)
 
 
@@ -39,11 +42,12 @@ def _grads(parameters):
 
 
 def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
-                    error_if_nonfinite: bool = False) -> Tensor:
+                    error_if_nonfinite: bool = False, foreach=None) -> Tensor:
     """Scales the gradients of ``parameters`` in place so that their joint ``norm_type``-norm
     (as if all were concatenated) is at most ``max_norm``; returns that norm before clipping as
     a 0-d Tensor. Gradients are multiplied by ``max_norm / (norm + 1e-6)`` when it is below 1.
-    norm_type may be ``float('inf')``. Parameters without a gradient are ignored."""
+    norm_type may be ``float('inf')``. Parameters without a gradient are ignored. ``foreach`` is
+    accepted for PyTorch compatibility and ignored (the reduction is always one fused call)."""
     max_norm = float(max_norm)
     norm_type = float(norm_type)
     if math.isnan(norm_type):
