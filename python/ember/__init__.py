@@ -3,7 +3,16 @@
     import ember as em
     from ember import nn, optim
 """
-from . import _core
+import os as _os
+
+# OpenMP threads that finish a loop spin (GNU default: ~300k iterations) before they sleep. On a
+# small shared machine that spinning steals the core another thread needs, and small ops became
+# 10x slower under load. A short spin keeps back-to-back kernels fast and yields soon after.
+# Read by libgomp when _core loads; a user's own OMP_WAIT_POLICY / GOMP_SPINCOUNT wins.
+if "OMP_WAIT_POLICY" not in _os.environ:
+    _os.environ.setdefault("GOMP_SPINCOUNT", "20000")
+
+from . import _core  # noqa: E402
 from ._random import manual_seed
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .tensor import (Tensor, arange, as_tensor, cat, float32, float64, full, int64, ones,

@@ -7,6 +7,7 @@ recursion, so graphs thousands of nodes deep (long RNN unrolls, deep residual st
 """
 from __future__ import annotations
 
+import sys
 import threading
 
 import numpy as np
@@ -135,14 +136,19 @@ def _toposort(root):
     return order
 
 
-def accumulate_grad(t, g):
-    """Adds g into leaf t's .grad, allocating it (as an owned copy) the first time."""
+def accumulate_grad(t, g, owned=False):
+    """Adds g into leaf t's .grad. The first time, .grad takes g itself when the caller owns it
+    (no other reference, not a view), else an owned copy."""
     from .tensor import Tensor
 
     if g.shape != t.data.shape:
         g = np.broadcast_to(g, t.data.shape)
+        owned = False
     if t.grad is None:
-        t.grad = Tensor(np.array(g, dtype=t.data.dtype, copy=True, order="C"))
+        if owned and g.dtype == t.data.dtype and g.flags.c_contiguous and g.flags.writeable:
+            t.grad = Tensor(g)
+        else:
+            t.grad = Tensor(np.array(g, dtype=t.data.dtype, copy=True, order="C"))
     else:
         np.add(t.grad.data, g, out=t.grad.data)
 
@@ -156,7 +162,9 @@ def run_backward(root, grad, retain_graph=False):
             continue
         node = t._node
         if node is None:
-            accumulate_grad(t, g)
+            # Steal g when nothing else refers to it (this frame's name + getrefcount's
+            # argument) and it owns its memory: saves a copy of every leaf gradient per step.
+            accumulate_grad(t, g, owned=g.base is None and sys.getrefcount(g) <= 2)
             continue
         if t._retain_grad:
             accumulate_grad(t, g)
