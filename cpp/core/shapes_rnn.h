@@ -27,6 +27,8 @@ inline RnnDims rnn_dims(const std::string& op, int64_t gates, const Shape& x, co
     fail(op + ": input.size(-1) must be equal to input_size: expected " + std::to_string(I) +
          ", got " + std::to_string(x[2]) + " (input shape " + shape_str(x) +
          ", weight_ih shape " + shape_str(w_ih) + ")");
+  if (x[0] < 1)
+    fail(op + ": expected a sequence length >= 1, got input shape " + shape_str(x));
   const Shape hs{x[1], H};
   if (h0 && *h0 != hs)
     fail(op + ": expected hidden state (h0) of shape " + shape_str(hs) + ", got " +
