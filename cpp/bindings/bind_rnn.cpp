@@ -97,13 +97,15 @@ py::tuple rnn_forward_py(const std::string& mode_s, const py::array& x, const py
   });
 }
 
-// Returns (dx or None, dh0, dc0 or None); accumulates into the given weight/bias grads.
-py::tuple rnn_backward_py(const std::string& mode_s, const py::object& dyo, const py::object& dcno,
+// Returns (dx or None, dh0 or None, dc0 or None); accumulates into the given weight/bias grads.
+py::tuple rnn_backward_py(const std::string& mode_s, const py::object& dyo, const py::object& dhno,
+                          const py::object& dcno,
                           const py::array& x, const py::array& hs, const py::object& cso,
                           const py::object& gateso, const py::object& ghno,
                           const py::array& w_ih, const py::array& w_hh, bool reverse,
                           bool need_dx, const py::object& dw_iho, const py::object& dw_hho,
-                          const py::object& db_iho, const py::object& db_hho) {
+                          const py::object& db_iho, const py::object& db_hho, bool need_dh0,
+                          bool h0_zero) {
   const RnnMode mode = parse_mode(mode_s);
   const char* op = op_name(mode, true);
   const bool lstm = mode == RnnMode::Lstm, gru = mode == RnnMode::Gru;
@@ -112,6 +114,7 @@ py::tuple rnn_backward_py(const std::string& mode_s, const py::object& dyo, cons
   check_float(op, "weight_ih", w_ih, d);
   check_float(op, "weight_hh", w_hh, d);
   Opt dy = opt_arg(op, "grad_output", dyo, d, false), dcn = opt_arg(op, "grad_cn", dcno, d, false);
+  Opt dhn = opt_arg(op, "grad_hn", dhno, d, false);
   Opt cs = opt_arg(op, "cs", cso, d, false), gates = opt_arg(op, "gates", gateso, d, false);
   Opt ghn = opt_arg(op, "ghn", ghno, d, false);
   Opt dw_ih = opt_arg(op, "grad_weight_ih", dw_iho, d, true);
@@ -126,6 +129,7 @@ py::tuple rnn_backward_py(const std::string& mode_s, const py::object& dyo, cons
                 ember::shape_str(state));
   expect_shape(op, "grad_output", dy, out);
   expect_shape(op, "grad_cn", dcn, nh);
+  expect_shape(op, "grad_hn", dhn, nh);
   expect_shape(op, "cs", cs, state);
   expect_shape(op, "gates", gates, Shape{dm.S, dm.N, dm.G});
   expect_shape(op, "ghn", ghn, out);
@@ -136,12 +140,15 @@ py::tuple rnn_backward_py(const std::string& mode_s, const py::object& dyo, cons
   if ((lstm && (!cs.has || !gates.has)) || (gru && (!gates.has || !ghn.has)))
     value_error(std::string(op) + ": the saved forward state is missing (was the forward run "
                 "with training=False?)");
-  const RnnSizes sz{mode, dm.S, dm.N, dm.I, dm.H, reverse};
+  const RnnSizes sz{mode, dm.S, dm.N, dm.I, dm.H, reverse, h0_zero};
   return dispatch(d, [&](auto tag) -> py::tuple {
     using T = decltype(tag);
-    py::object dx_o = py::none(), dc0_o = py::none();
-    py::array_t<T> dx, dc0;
-    auto dh0 = empty<T>(nh);
+    py::object dx_o = py::none(), dc0_o = py::none(), dh0_o = py::none();
+    py::array_t<T> dx, dc0, dh0;
+    if (need_dh0) {
+      dh0 = empty<T>(nh);
+      dh0_o = dh0;
+    }
     if (need_dx) {
       dx = empty<T>(shape_of(x));
       dx_o = dx;
@@ -152,14 +159,14 @@ py::tuple rnn_backward_py(const std::string& mode_s, const py::object& dyo, cons
     }
     T* dxp = need_dx ? dx.mutable_data() : nullptr;
     T* dc0p = lstm ? dc0.mutable_data() : nullptr;
-    T* dh0p = dh0.mutable_data();
+    T* dh0p = need_dh0 ? dh0.mutable_data() : nullptr;
     {
       py::gil_scoped_release nogil;
       rnn_backward<T>(dxp, dh0p, dc0p, dw_ih.m<T>(), dw_hh.m<T>(), db_ih.m<T>(), db_hh.m<T>(),
-                      dy.c<T>(), dcn.c<T>(), cptr<T>(x), cptr<T>(hs), cs.c<T>(), gates.c<T>(),
+                      dy.c<T>(), dhn.c<T>(), dcn.c<T>(), cptr<T>(x), cptr<T>(hs), cs.c<T>(), gates.c<T>(),
                       ghn.c<T>(), cptr<T>(w_ih), cptr<T>(w_hh), sz);
     }
-    return py::make_tuple(dx_o, dh0, dc0_o);
+    return py::make_tuple(dx_o, dh0_o, dc0_o);
   });
 }
 
@@ -172,13 +179,15 @@ void bind_rnn(py::module_& m) {
         "One recurrent layer-direction over a whole time-major sequence. Returns (hs, cs, "
         "gates, ghn): hs (S+1, N, H) holds h0 and every output state in time order.");
   m.def("rnn_backward", &rnn_backward_py, py::arg("mode"), py::arg("grad_output"),
-        py::arg("grad_cn"), py::arg("x"), py::arg("hs"), py::arg("cs"), py::arg("gates"),
+        py::arg("grad_hn"), py::arg("grad_cn"), py::arg("x"), py::arg("hs"), py::arg("cs"), py::arg("gates"),
         py::arg("ghn"), py::arg("weight_ih"), py::arg("weight_hh"), py::arg("reverse"),
         py::arg("need_input_grad"), py::arg("grad_weight_ih") = py::none(),
         py::arg("grad_weight_hh") = py::none(), py::arg("grad_bias_ih") = py::none(),
-        py::arg("grad_bias_hh") = py::none(),
-        "Backward through time. Returns (dx or None, dh0, dc0 or None); accumulates weight and "
-        "bias gradients in place.");
+        py::arg("grad_bias_hh") = py::none(), py::arg("need_h0_grad") = true,
+        py::arg("h0_zero") = false,
+        "Backward through time. grad_output (S, N, H), grad_hn and grad_cn (N, H) may each be "
+        "None (zero). Returns (dx or None, dh0 or None, dc0 or None); accumulates weight and "
+        "bias gradients in place. h0_zero: the forward ran from a zero initial state.");
 }
 
 }  // namespace ember::bind

@@ -35,6 +35,7 @@ struct RnnSizes {
   RnnMode mode;
   int64_t S, N, I, H;
   bool reverse;
+  bool h0_zero = false;  // backward: the initial state was zero (lets dW_hh skip its rows)
 };
 
 // hs (S+1, N, H)    hidden states (see above), written
@@ -50,13 +51,14 @@ void rnn_forward(T* hs, T* cs, T* gates, T* ghn, const T* x, const T* h0, const 
                  const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh, const RnnSizes& s);
 
 // dy (S, N, H)      gradient of the outputs y (the hs slots after each step); null means zero
+// dhn (N, H)        gradient of the final hidden state (added to dy's last step); null: zero
 // dcn (N, H)        LSTM: gradient of the final cell state; null means zero
 // dx (S, N, I)      overwritten; skipped when null
-// dh0, dc0 (N, H)   overwritten; dh0 always, dc0 for LSTM (skipped when null)
+// dh0, dc0 (N, H)   overwritten (dc0: LSTM only); each skipped when null
 // dw_ih, dw_hh, db_ih, db_hh   accumulated (+=); each skipped when null
 template <class T>
 void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh, const T* dy,
-                  const T* dcn, const T* x, const T* hs, const T* cs, const T* gates,
+                  const T* dhn, const T* dcn, const T* x, const T* hs, const T* cs, const T* gates,
                   const T* ghn, const T* w_ih, const T* w_hh, const RnnSizes& s);
 
 }  // namespace ember

@@ -116,10 +116,10 @@ def test_param_grads_accumulate_input_grads_overwrite(mode):
     dy = np.ones(hs[1:].shape, np.float32)
     dcn = np.ones(h0.shape, np.float32) if lstm else None
     grads = [np.zeros_like(a) for a in (w_ih, w_hh, b_ih, b_hh)]
-    first = _core.rnn_backward(mode, dy, dcn, x, hs, cs, gates, ghn, w_ih, w_hh, False, True,
+    first = _core.rnn_backward(mode, dy, None, dcn, x, hs, cs, gates, ghn, w_ih, w_hh, False, True,
                                *grads)
     once = [g.copy() for g in grads]
-    second = _core.rnn_backward(mode, dy, dcn, x, hs, cs, gates, ghn, w_ih, w_hh, False, True,
+    second = _core.rnn_backward(mode, dy, None, dcn, x, hs, cs, gates, ghn, w_ih, w_hh, False, True,
                                 *grads)
     for g, o in zip(grads, once):
         assert np.abs(o).max() > 0
@@ -166,7 +166,7 @@ def test_bitwise_same_at_1_and_2_threads(mode):
                 hs, cs, gates, ghn = _core.rnn_forward(mode, x, h0, c0 if lstm else None, w_ih,
                                                        w_hh, b_ih, b_hh, reverse, True)
                 grads = [np.zeros_like(a) for a in (w_ih, w_hh, b_ih, b_hh)]
-                out = _core.rnn_backward(mode, dy, dcn, x, hs, cs, gates, ghn, w_ih, w_hh,
+                out = _core.rnn_backward(mode, dy, None, dcn, x, hs, cs, gates, ghn, w_ih, w_hh,
                                          reverse, True, *grads)
                 res += [hs, cs, *out, *grads]
             results.append(res)
@@ -222,7 +222,39 @@ def test_backward_rejects_missing_saved_state():
                                            False)
     assert gates is None
     with pytest.raises(ValueError, match="saved forward state is missing"):
-        _core.rnn_backward("LSTM", None, None, x, hs, cs, gates, ghn, w_ih, w_hh, False, True)
+        _core.rnn_backward("LSTM", None, None, None, x, hs, cs, gates, ghn, w_ih, w_hh, False, True)
     with pytest.raises(ValueError, match=r"'hs' has shape"):
-        _core.rnn_backward("LSTM", None, None, x, hs[1:], cs, gates, ghn, w_ih, w_hh, False,
+        _core.rnn_backward("LSTM", None, None, None, x, hs[1:], cs, gates, ghn, w_ih, w_hh, False,
                            True)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("mode", MODES)
+def test_gradcheck_final_states_only(mode, reverse):
+    # Only h_n (and c_n) reach the loss: the kernel gets no output gradient, just dh_n / dc_n.
+    arrays = _arrays(mode, S=4, seed=21)
+    if mode == "RNN_RELU":
+        arrays[0] = arrays[0] + 0.3
+    lstm = mode == "LSTM"
+
+    def fn(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+        _, hn, cn = F.rnn_layer(mode, x, w_ih, w_hh, b_ih, b_hh, h0, c0 if lstm else None,
+                                reverse=reverse)
+        return (hn, cn) if lstm else hn
+    gradcheck(fn, *arrays, wrt=[0, 1, 3, 4, 5, 6] + ([2] if lstm else []))
+
+
+def test_last_hidden_only_without_initial_state_matches_torch():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    tm = torch.nn.LSTM(4, 5)
+    sd = {k: em.tensor(v.detach().numpy(), requires_grad=True)
+          for k, v in tm.state_dict().items()}
+    x = np.random.default_rng(0).standard_normal((6, 3, 4)).astype(np.float32)
+    _, hn, _ = F.lstm_layer(x, sd["weight_ih_l0"], sd["weight_hh_l0"], sd["bias_ih_l0"],
+                            sd["bias_hh_l0"])
+    (hn * hn).sum().backward()
+    _, (ht, _) = tm(torch.tensor(x))
+    (ht * ht).sum().backward()
+    for k, p in tm.named_parameters():
+        np.testing.assert_allclose(sd[k].grad.numpy(), p.grad.numpy(), atol=1e-5, err_msg=k)

@@ -80,31 +80,42 @@ def rnn_layer(mode, input, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=
         cn = None if cs is None else Tensor(cs[0] if reverse else cs[S])
         return Tensor(y), Tensor(y[last]), cn
 
-    box = {}  # the gradient of c_n, left here by c_n's node (which autograd runs before y's)
+    # The gradients of h_n and c_n are left here by their nodes (which autograd runs before
+    # y's), so that the kernel takes them as they are instead of as a mostly-zero dy.
+    box = {}
 
     def backward(g):
-        dcn = box.pop("dcn", None)
+        dhn, dcn = box.pop("dhn", None), box.pop("dcn", None)
+        # g is 0-d (zero) when only h_n / c_n reached y: no output gradient at all.
+        dy = np.ascontiguousarray(g) if g.ndim else None
         dw_ih, gw_ih = _grad_target(w_ih)
         dw_hh, gw_hh = _grad_target(w_hh)
         db_ih, gb_ih = _grad_target(b_ih)
         db_hh, gb_hh = _grad_target(b_hh)
+        need_dh0 = h0 is not None and h0.requires_grad
         dx, dh0, dc0 = _core.rnn_backward(
-            mode, np.ascontiguousarray(g), dcn, x.data, hs, cs, gates, ghn, w_ih.data,
-            w_hh.data, bool(reverse), x.requires_grad, dw_ih, dw_hh, db_ih, db_hh)
+            mode, dy, dhn, dcn, x.data, hs, cs, gates, ghn, w_ih.data, w_hh.data,
+            bool(reverse), x.requires_grad, dw_ih, dw_hh, db_ih, db_hh, need_dh0, h0 is None)
         return (dx, dh0 if h0 is not None and h0.requires_grad else None,
                 dc0 if c0 is not None and c0.requires_grad else None, gw_ih, gw_hh, gb_ih, gb_hh)
 
     name = _NAMES[mode]
     out = make_result(y, inputs, backward, name + "Backward")
-    h_n = _select(out, last, name + "HnBackward")
+    zero = np.zeros((), y.dtype)
+
+    def side_output(key):
+        def backward_side(g):
+            prev = box.get(key)
+            box[key] = np.ascontiguousarray(g) if prev is None else prev + g
+            # y's node must run to deliver it, so it gets a (0-d, zero) gradient from here.
+            return (zero,)
+        return backward_side
+
+    h_n = make_result(y[last], (out,), side_output("dhn"), name + "HnBackward")
     c_n = None
     if lstm:
-        def backward_cn(g):
-            prev = box.get("dcn")
-            box["dcn"] = np.ascontiguousarray(g) if prev is None else prev + g
-            # y's node must run to deliver dcn, so it gets a (zero) gradient from here.
-            return (np.zeros_like(y),)
-        c_n = make_result(cs[0] if reverse else cs[S], (out,), backward_cn, "LstmCnBackward")
+        c_n = make_result(cs[0] if reverse else cs[S], (out,), side_output("dcn"),
+                          "LstmCnBackward")
     return out, h_n, c_n
 
 
