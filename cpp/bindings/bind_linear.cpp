@@ -32,8 +32,11 @@ py::array linear_forward_py(const py::array& x, const py::array& w, const py::ob
     auto y = empty<T>(ys);
     T* yp = y.mutable_data();
     const T *xp = cptr<T>(x), *wp = cptr<T>(w), *bp = has_b ? cptr<T>(barr) : nullptr;
-    py::gil_scoped_release nogil;
-    linear_forward<T>(yp, xp, wp, bp, M, K, N);
+    {
+      // The GIL is released around the kernel only: `return y` below touches a Python object.
+      py::gil_scoped_release nogil;
+      linear_forward<T>(yp, xp, wp, bp, M, K, N);
+    }
     return y;
   });
 }
@@ -112,8 +115,10 @@ py::array matmul_py(const py::array& a, const py::array& b, bool trans_a, bool t
     auto c = empty<T>(cs);
     T* cp = c.mutable_data();
     const int64_t sa = as.size() == 3 ? ar * ac : 0, sb = bs.size() == 3 ? br * bc : 0;
-    py::gil_scoped_release nogil;
-    matmul_forward<T>(cp, cptr<T>(a), cptr<T>(b), batch, M, K, N, sa, sb, trans_a, trans_b);
+    {
+      py::gil_scoped_release nogil;
+      matmul_forward<T>(cp, cptr<T>(a), cptr<T>(b), batch, M, K, N, sa, sb, trans_a, trans_b);
+    }
     return c;
   });
 }

@@ -20,12 +20,10 @@ def is_grad_enabled() -> bool:
     return getattr(_state, "enabled", True)
 
 
-class set_grad_enabled:
-    """Context manager (and decorator) that turns graph recording on or off."""
+class _GradMode:
+    """Context manager and decorator that sets grad mode on entry and restores it on exit."""
 
-    def __init__(self, mode: bool):
-        self.mode = bool(mode)
-        self.prev = None
+    mode = True
 
     def __enter__(self):
         self.prev = is_grad_enabled()
@@ -39,24 +37,66 @@ class set_grad_enabled:
     def __call__(self, fn):
         import functools
 
+        mode = self.mode
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with self.__class__(self.mode):
+            # a fresh context per call: the decorated function may be reentrant or threaded
+            with _GradContext(mode):
                 return fn(*args, **kwargs)
 
         return wrapper
 
 
-class no_grad(set_grad_enabled):
-    """``with em.no_grad(): ...`` -- ops inside record no graph (inference, weight updates)."""
-
-    def __init__(self):
-        super().__init__(False)
+class _GradContext(_GradMode):
+    def __init__(self, mode):
+        self.mode = bool(mode)
 
 
-class enable_grad(set_grad_enabled):
-    def __init__(self):
-        super().__init__(True)
+class set_grad_enabled(_GradMode):
+    """Turns graph recording on or off: at once when called (``em.set_grad_enabled(False)``, as
+    in PyTorch), for a block (``with em.set_grad_enabled(False):``, restored on exit), or for a
+    function (``@em.set_grad_enabled(False)``)."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self.prev = is_grad_enabled()
+        _state.enabled = self.mode
+
+    def __enter__(self):
+        # self.prev is the mode from before the call that made this object
+        _state.enabled = self.mode
+        return self
+
+    def __call__(self, fn):
+        _state.enabled = self.prev  # used as a decorator: no global switch
+        return super().__call__(fn)
+
+
+class _FixedMode(_GradMode):
+    """A mode fixed by the class; usable as ``with cls():``, ``@cls()`` or ``@cls``."""
+
+    def __new__(cls, fn=None):
+        self = super().__new__(cls)
+        if fn is not None and callable(fn):
+            return self(fn)  # @em.no_grad without parentheses
+        return self
+
+    def __init__(self, fn=None):
+        pass
+
+
+class no_grad(_FixedMode):
+    """``with em.no_grad(): ...`` -- ops inside record no graph (inference, weight updates).
+    Also a decorator, with or without parentheses."""
+
+    mode = False
+
+
+class enable_grad(_FixedMode):
+    """Turns graph recording back on inside a ``no_grad`` block (or decorated function)."""
+
+    mode = True
 
 
 class Node:
@@ -124,15 +164,21 @@ def run_backward(root, grad, retain_graph=False):
         for inp, gi in zip(node.inputs, in_grads):
             if gi is None or inp is None or not inp.requires_grad:
                 continue
+            if gi.dtype != inp.data.dtype:
+                # a wider op downstream (float32 * float64 -> float64) hands back a wider grad;
+                # each op's backward gets grads in its own input's dtype, as in PyTorch
+                gi = gi.astype(inp.data.dtype)
             k = id(inp)
             prev = grads.get(k)
             # A fresh sum, never in place: gi may alias another op's gradient buffer.
             grads[k] = gi if prev is None else prev + gi
     if not retain_graph:
-        # Drop each closure (and the activations it saved) so memory is returned now.
+        # Drop each closure and the input edges (the activations they hold) so that memory is
+        # returned now, not when the output tensor is next reassigned; a second backward through
+        # a freed node still raises.
         for t in order:
             if t._node is not None and t._node.backward is not _freed_backward:
-                t._node = Node(t._node.inputs, _freed_backward, t._node.name)
+                t._node = Node((), _freed_backward, t._node.name)
 
 
 def _freed_backward(g):

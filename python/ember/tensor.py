@@ -21,24 +21,30 @@ float64 = np.dtype(np.float64)
 int64 = np.dtype(np.int64)
 
 
+def _contig(a, dtype=None) -> np.ndarray:
+    """a as a C-contiguous ndarray, copied only when needed. Unlike np.ascontiguousarray it keeps
+    0-d arrays (and numpy scalars) 0-d: em.tensor(1.0).shape == ()."""
+    return np.asarray(a, dtype=dtype, order="C")
+
+
 def _as_array(x, dtype=None) -> np.ndarray:
     """ndarray for x: float data becomes float32 unless dtype says otherwise; ints stay int64."""
     if isinstance(x, Tensor):
         x = x.data
     if dtype is not None:
-        return np.ascontiguousarray(x, dtype=dtype)
+        return _contig(x, dtype=dtype)
     a = np.asarray(x)
     if a.dtype == np.float32:
-        return np.ascontiguousarray(a)
+        return _contig(a)
     if a.dtype.kind in "fc":
-        return np.ascontiguousarray(a, dtype=np.float32)
+        return _contig(a, dtype=np.float32)
     if a.dtype.kind in "iu":
-        return np.ascontiguousarray(a, dtype=np.int64)
+        return _contig(a, dtype=np.int64)
     if a.dtype == np.bool_:
-        return np.ascontiguousarray(a)
+        return _contig(a)
     if a.dtype == object:
         raise TypeError(f"tensor: cannot make a tensor from {type(x).__name__} data")
-    return np.ascontiguousarray(a, dtype=np.float32)
+    return _contig(a, dtype=np.float32)
 
 
 class Tensor:
@@ -46,6 +52,8 @@ class Tensor:
     __array_priority__ = 1000
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, _node: Node | None = None):
+        if isinstance(data, np.generic):
+            data = np.asarray(data)  # numpy ops on 0-d arrays return scalars: keep their dtype
         if isinstance(data, np.ndarray) and dtype is None and data.dtype.kind in "fiub" \
                 and data.flags.c_contiguous and data.dtype != np.float16:
             arr = data if data.dtype != np.int32 else data.astype(np.int64)
@@ -180,7 +188,7 @@ class Tensor:
                                    f"outputs; got shape {self.shape}, pass gradient=")
             g = np.ones_like(self.data)
         else:
-            g = np.ascontiguousarray(_as_array(gradient, self.data.dtype))
+            g = _contig(_as_array(gradient, self.data.dtype))
             if g.shape != self.shape:
                 raise ValueError(f"backward: gradient shape {g.shape} does not match tensor "
                                  f"shape {self.shape}")
@@ -237,8 +245,13 @@ class Tensor:
         if isinstance(other, Tensor):
             return other
         if isinstance(other, numbers.Number):
-            return Tensor(np.asarray(other, dtype=self.data.dtype
-                                     if self.data.dtype.kind == "f" else None))
+            if self.data.dtype.kind == "f":
+                dtype = self.data.dtype
+            elif isinstance(other, numbers.Integral):
+                dtype = None
+            else:
+                dtype = np.float32  # int tensor (op) Python float: the default float, as torch
+            return Tensor(np.asarray(other, dtype=dtype))
         return Tensor(_as_array(other, self.data.dtype if self.data.dtype.kind == "f"
                                 else None))
 
@@ -404,6 +417,19 @@ class Tensor:
     def __getitem__(self, index):
         return getitem(self, index)
 
+    def __setitem__(self, index, value):
+        """In-place write ``t[index] = value`` (no gradient flows through it)."""
+        if is_grad_enabled() and (self.requires_grad or isinstance(value, Tensor)
+                                  and value.requires_grad):
+            raise RuntimeError("__setitem__: cannot assign into a tensor in place while grad "
+                               "mode is on and a tensor involved requires grad; use "
+                               "em.no_grad() or write into .data")
+        if isinstance(index, Tensor):
+            index = index.data
+        elif isinstance(index, tuple):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        self.data[index] = value.data if isinstance(value, Tensor) else value
+
     # activations, for PyTorch habits (x.relu(), x.sigmoid(), x.softmax(-1))
     def relu(self):
         from . import functional as F
@@ -481,12 +507,28 @@ def _check_broadcast(op, a, b):
                          f"together") from None
 
 
+def _operands(op, a, b, true_div=False):
+    """The two arrays of a binary op, type-promoted as torch does: an int/bool operand takes the
+    float operand's dtype (numpy would make int64 + float32 a float64), two floats give the
+    wider, and true division of ints gives the default float32."""
+    _check_broadcast(op, a, b)
+    ad, bd = a.data, b.data
+    fa, fb = ad.dtype.kind == "f", bd.dtype.kind == "f"
+    if fa and not fb:
+        bd = bd.astype(ad.dtype)
+    elif fb and not fa:
+        ad = ad.astype(bd.dtype)
+    elif true_div and not fa and not fb:
+        ad, bd = ad.astype(np.float32), bd.astype(np.float32)
+    return ad, bd
+
+
 # ---------------------------------------------------------------------------------------------
 # Elementwise arithmetic (numpy broadcasting)
 
 def add(a: Tensor, b: Tensor) -> Tensor:
-    _check_broadcast("add", a, b)
-    out = a.data + b.data
+    ad, bd = _operands("add", a, b)
+    out = ad + bd
 
     def backward(g):
         return (unbroadcast(g, a.shape) if a.requires_grad else None,
@@ -495,8 +537,8 @@ def add(a: Tensor, b: Tensor) -> Tensor:
 
 
 def sub(a: Tensor, b: Tensor) -> Tensor:
-    _check_broadcast("sub", a, b)
-    out = a.data - b.data
+    ad, bd = _operands("sub", a, b)
+    out = ad - bd
 
     def backward(g):
         return (unbroadcast(g, a.shape) if a.requires_grad else None,
@@ -505,22 +547,22 @@ def sub(a: Tensor, b: Tensor) -> Tensor:
 
 
 def mul(a: Tensor, b: Tensor) -> Tensor:
-    _check_broadcast("mul", a, b)
-    out = a.data * b.data
+    ad, bd = _operands("mul", a, b)
+    out = ad * bd
 
     def backward(g):
-        return (unbroadcast(g * b.data, a.shape) if a.requires_grad else None,
-                unbroadcast(g * a.data, b.shape) if b.requires_grad else None)
+        return (unbroadcast(g * bd, a.shape) if a.requires_grad else None,
+                unbroadcast(g * ad, b.shape) if b.requires_grad else None)
     return make_result(out, (a, b), backward, "MulBackward")
 
 
 def div(a: Tensor, b: Tensor) -> Tensor:
-    _check_broadcast("div", a, b)
-    out = a.data / b.data
+    ad, bd = _operands("div", a, b, true_div=True)
+    out = ad / bd
 
     def backward(g):
-        ga = unbroadcast(g / b.data, a.shape) if a.requires_grad else None
-        gb = unbroadcast(-g * out / b.data, b.shape) if b.requires_grad else None
+        ga = unbroadcast(g / bd, a.shape) if a.requires_grad else None
+        gb = unbroadcast(-g * out / bd, b.shape) if b.requires_grad else None
         return ga, gb
     return make_result(out, (a, b), backward, "DivBackward")
 
@@ -530,42 +572,58 @@ def neg(a: Tensor) -> Tensor:
 
 
 def pow(a: Tensor, e) -> Tensor:
+    if not isinstance(e, (Tensor, numbers.Number)):
+        e = a._other(e)  # an ndarray or list exponent
     if isinstance(e, Tensor):
-        _check_broadcast("pow", a, e)
-        out = np.power(a.data, e.data)
+        ad, ed = _operands("pow", a, e)
+        out = np.power(ad, ed)
 
         def backward(g):
-            ga = unbroadcast(g * e.data * np.power(a.data, e.data - 1), a.shape) \
-                if a.requires_grad else None
+            ga = None
+            if a.requires_grad:
+                # d/da a**e is 0 where e == 0, a == 0 included (0 * 0**-1 would be nan).
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    da = np.where(ed == 0, 0, ed * np.power(ad, ed - 1))
+                ga = unbroadcast((g * da).astype(out.dtype, copy=False), a.shape)
             gb = None
             if e.requires_grad:
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    la = np.where(a.data > 0, np.log(np.where(a.data > 0, a.data, 1)), 0)
+                    la = np.where(ad > 0, np.log(np.where(ad > 0, ad, 1)), 0)
                 gb = unbroadcast(g * out * la.astype(out.dtype), e.shape)
             return ga, gb
         return make_result(out, (a, e), backward, "PowBackward")
     e = float(e)
-    out = np.power(a.data, a.data.dtype.type(e))
+    base = a.data
+    if base.dtype.kind != "f" and not e.is_integer():
+        base = base.astype(np.float32)  # int ** 0.5 is a float (numpy would truncate 0.5 to 0)
+    out = np.power(base, base.dtype.type(e))
 
     def backward(g):
         if e == 2.0:
             return (g * 2 * a.data,)
+        if e == 0.0:
+            return (np.zeros_like(a.data),)  # not 0 * 0**-1 = nan at a == 0
         return (g * e * np.power(a.data, a.data.dtype.type(e - 1)),)
     return make_result(out, (a,), backward, "PowBackward")
 
 
+def _floating(x: np.ndarray) -> np.ndarray:
+    """x itself if float, else as float32 (torch: exp/log/sqrt of an int tensor is float32)."""
+    return x if x.dtype.kind == "f" else x.astype(np.float32)
+
+
 def exp(a: Tensor) -> Tensor:
-    out = np.exp(a.data)
+    out = np.exp(_floating(a.data))
     return make_result(out, (a,), lambda g: (g * out,), "ExpBackward")
 
 
 def log(a: Tensor) -> Tensor:
-    out = np.log(a.data)
+    out = np.log(_floating(a.data))
     return make_result(out, (a,), lambda g: (g / a.data,), "LogBackward")
 
 
 def sqrt(a: Tensor) -> Tensor:
-    out = np.sqrt(a.data)
+    out = np.sqrt(_floating(a.data))
     return make_result(out, (a,), lambda g: (g / (2 * out),), "SqrtBackward")
 
 
@@ -597,9 +655,9 @@ def _mm(a: np.ndarray, b: np.ndarray, ta=False, tb=False) -> np.ndarray:
     if a.ndim <= 3 and b.ndim <= 3 and (a.ndim == 2 or b.ndim == 2 or a.shape[0] == b.shape[0]):
         return _core.matmul(a, b, ta, tb)
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    a3 = np.ascontiguousarray(np.broadcast_to(a, batch + a.shape[-2:])).reshape(
+    a3 = _contig(np.broadcast_to(a, batch + a.shape[-2:])).reshape(
         (-1,) + a.shape[-2:])
-    b3 = np.ascontiguousarray(np.broadcast_to(b, batch + b.shape[-2:])).reshape(
+    b3 = _contig(np.broadcast_to(b, batch + b.shape[-2:])).reshape(
         (-1,) + b.shape[-2:])
     c = _core.matmul(a3, b3, ta, tb)
     return c.reshape(batch + c.shape[-2:])
@@ -632,7 +690,7 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
             else g.reshape(g.shape + (1,)) if b.ndim == 1 else g
         if a.ndim == 1 and b.ndim == 1:
             g2 = g.reshape(1, 1)
-        g2 = np.ascontiguousarray(g2, dtype=ad.dtype)
+        g2 = _contig(g2, dtype=ad.dtype)
         ga = gb = None
         if a.requires_grad:
             ga = unbroadcast(_mm(g2, bd, False, True), ad.shape).reshape(a.shape)
@@ -671,7 +729,7 @@ def sum(a: Tensor, axis=None, keepdims=False) -> Tensor:
     out = np.asarray(a.data.sum(axis=ax, keepdims=keepdims))
 
     def backward(g):
-        return (np.ascontiguousarray(_expand_back(g, a.shape, ax, keepdims)),)
+        return (_contig(_expand_back(g, a.shape, ax, keepdims)),)
     return make_result(out, (a,), backward, "SumBackward")
 
 
@@ -681,14 +739,15 @@ def mean(a: Tensor, axis=None, keepdims=False) -> Tensor:
     n = a.data.size if ax is None else int(np.prod([a.shape[i] for i in ax]))
 
     def backward(g):
-        return (np.ascontiguousarray(_expand_back(g / max(n, 1), a.shape, ax, keepdims)),)
+        return (_contig(_expand_back(g / max(n, 1), a.shape, ax, keepdims)),)
     return make_result(out, (a,), backward, "MeanBackward")
 
 
 def _extreme(a: Tensor, axis, keepdims, fn, name):
     ax = _norm_axis(axis, a.ndim)
-    if a.data.size == 0:
-        raise ValueError(f"{name}: cannot reduce an empty tensor of shape {a.shape}")
+    if a.data.size == 0 and (ax is None or any(a.shape[i] == 0 for i in ax)):
+        raise ValueError(f"{name}: cannot reduce over an empty dimension of a tensor of shape "
+                         f"{a.shape} (axis={axis})")
     out = np.asarray(fn(a.data, axis=ax, keepdims=keepdims))
 
     def backward(g):
@@ -738,9 +797,9 @@ def permute(a: Tensor, dims) -> Tensor:
     dims = tuple(d % a.ndim for d in dims)
     if sorted(dims) != list(range(a.ndim)):
         raise ValueError(f"permute: dims {dims} are not a permutation of {a.ndim} dimensions")
-    out = np.ascontiguousarray(a.data.transpose(dims))
+    out = _contig(a.data.transpose(dims))
     inv = tuple(np.argsort(dims))
-    return make_result(out, (a,), lambda g: (np.ascontiguousarray(g.transpose(inv)),),
+    return make_result(out, (a,), lambda g: (_contig(g.transpose(inv)),),
                        "PermuteBackward")
 
 
@@ -758,13 +817,25 @@ def getitem(a: Tensor, index) -> Tensor:
         index = index.data
     elif isinstance(index, tuple):
         index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    out = np.ascontiguousarray(a.data[index])
+    out = _contig(a.data[index])
+
+    basic = _is_basic_index(index)
 
     def backward(g):
         ga = np.zeros_like(a.data)
-        np.add.at(ga, index, g)
+        if basic:
+            ga[index] = g  # a view: no element is hit twice (np.add.at is ~50x slower)
+        else:
+            np.add.at(ga, index, g)  # fancy indices may repeat: accumulate
         return (ga,)
     return make_result(out, (a,), backward, "IndexBackward")
+
+
+def _is_basic_index(index) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return all(i is None or i is Ellipsis or isinstance(i, slice)
+               or (isinstance(i, numbers.Integral) and not isinstance(i, (bool, np.bool_)))
+               for i in items)
 
 
 def cat(tensors, dim=0) -> Tensor:
@@ -781,7 +852,7 @@ def cat(tensors, dim=0) -> Tensor:
 
     def backward(g):
         parts = np.split(g, bounds, axis=ax)
-        return tuple(np.ascontiguousarray(p) if t.requires_grad else None
+        return tuple(_contig(p) if t.requires_grad else None
                      for p, t in zip(parts, ts))
     return make_result(out, tuple(ts), backward, "CatBackward")
 
@@ -798,7 +869,7 @@ def stack(tensors, dim=0) -> Tensor:
     ax = dim % out.ndim
 
     def backward(g):
-        return tuple(np.ascontiguousarray(np.take(g, i, axis=ax)) if t.requires_grad else None
+        return tuple(_contig(np.take(g, i, axis=ax)) if t.requires_grad else None
                      for i, t in enumerate(ts))
     return make_result(out, tuple(ts), backward, "StackBackward")
 
@@ -833,12 +904,16 @@ def full(shape, value, dtype=np.float32, requires_grad=False):
     return Tensor(np.full(shape, value, dtype=dtype), requires_grad=requires_grad)
 
 
+def _like(t):
+    return t.data if isinstance(t, Tensor) else _as_array(t)  # a Tensor keeps its dtype
+
+
 def zeros_like(t, requires_grad=False):
-    return Tensor(np.zeros_like(_as_array(t)), requires_grad=requires_grad)
+    return Tensor(np.zeros_like(_like(t)), requires_grad=requires_grad)
 
 
 def ones_like(t, requires_grad=False):
-    return Tensor(np.ones_like(_as_array(t)), requires_grad=requires_grad)
+    return Tensor(np.ones_like(_like(t)), requires_grad=requires_grad)
 
 
 def randn(*shape, dtype=np.float32, requires_grad=False):

@@ -64,12 +64,16 @@ def ones_(t):
 
 
 def xavier_uniform_(t, gain: float = 1.0):
+    if _arr(t).size == 0:
+        return t  # nothing to fill (torch: a no-op); fans may be 0
     fi, fo = _fans(_arr(t))
     bound = gain * math.sqrt(6.0 / (fi + fo))
     return uniform_(t, -bound, bound)
 
 
 def xavier_normal_(t, gain: float = 1.0):
+    if _arr(t).size == 0:
+        return t  # nothing to fill (torch: a no-op); fans may be 0
     fi, fo = _fans(_arr(t))
     return normal_(t, 0.0, gain * math.sqrt(2.0 / (fi + fo)))
 
@@ -83,11 +87,15 @@ def _kaiming_std(t, a, mode, nonlinearity):
 
 
 def kaiming_uniform_(t, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"):
+    if _arr(t).size == 0:
+        return t  # nothing to fill (torch: a no-op); fans may be 0
     bound = math.sqrt(3.0) * _kaiming_std(t, a, mode, nonlinearity)
     return uniform_(t, -bound, bound)
 
 
 def kaiming_normal_(t, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu"):
+    if _arr(t).size == 0:
+        return t  # nothing to fill (torch: a no-op); fans may be 0
     return normal_(t, 0.0, _kaiming_std(t, a, mode, nonlinearity))
 
 

@@ -88,17 +88,22 @@ class Module:
     register_module = add_module
 
     # ---- traversal --------------------------------------------------------------------------
-    def named_modules(self, memo=None, prefix=""):
+    def named_modules(self, memo=None, prefix="", remove_duplicate: bool = True):
+        """(name, module) for this module and every submodule, depth first. A module reached
+        twice is listed once unless remove_duplicate=False (state_dict lists it under each
+        name, as PyTorch does)."""
         if memo is None:
             memo = set()
-        if id(self) in memo:
-            return
-        memo.add(id(self))
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, m in self._modules.items():
             if m is None:
                 continue
-            yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name)
+            yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name,
+                                       remove_duplicate)
 
     def modules(self):
         for _, m in self.named_modules():
@@ -171,7 +176,7 @@ class Module:
     def state_dict(self, prefix: str = "", keep_vars: bool = False) -> OrderedDict:
         """name -> ndarray for every parameter and persistent buffer (PyTorch's key names)."""
         out = OrderedDict()
-        for mp, m in self.named_modules(prefix=prefix.rstrip(".")):
+        for mp, m in self.named_modules(prefix=prefix.rstrip("."), remove_duplicate=False):
             skip = m.__dict__.get("_non_persistent", set())
             for name, p in m._parameters.items():
                 if p is not None:

@@ -1,0 +1,114 @@
+"""W9: single ops, forward and forward+backward, ember vs torch (interleaved, same threads).
+
+Also runnable alone: `python -m bench.ops --threads 1 2`.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+
+def _time(fn, repeats, min_s=0.05):
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    one = max(time.perf_counter() - t0, 1e-7)
+    n = max(1, int(min_s / one))
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        out.append((time.perf_counter() - t0) / n)
+    return out
+
+
+def _cases():
+    import torch
+    import torch.nn.functional as TF
+
+    import ember as em
+    import ember.functional as F
+    rng = np.random.default_rng(0)
+
+    def arr(*s):
+        return rng.standard_normal(s).astype(np.float32)
+
+    cases = []
+
+    def add(name, em_fwd, t_fwd, inputs):
+        """inputs: list of ndarrays; the first len(grad_idx) float inputs get gradients."""
+        def em_f():
+            with em.no_grad():
+                em_fwd(*[em.Tensor(a) for a in inputs])
+
+        def t_f():
+            with torch.no_grad():
+                t_fwd(*[torch.from_numpy(a) for a in inputs])
+
+        ets = [em.Tensor(a, requires_grad=a.dtype == np.float32) for a in inputs]
+        tts = [torch.from_numpy(a.copy()).requires_grad_(a.dtype == np.float32) for a in inputs]
+
+        def em_fb():
+            for t in ets:
+                t.grad = None
+            em_fwd(*ets).sum().backward()
+
+        def t_fb():
+            for t in tts:
+                t.grad = None
+            t_fwd(*tts).sum().backward()
+        cases.append((name + " fwd", em_f, t_f))
+        cases.append((name + " fwd+bwd", em_fb, t_fb))
+
+    x = arr(32, 64, 32, 32)
+    add("conv2d 32x64x32x32 k64 3x3 p1", lambda x, w, b: F.conv2d(x, w, b, padding=1),
+        lambda x, w, b: TF.conv2d(x, w, b, padding=1), [x, arr(64, 64, 3, 3) * 0.05, arr(64)])
+    add("maxpool2d 2x2 (32,64,32,32)", lambda x: F.max_pool2d(x, 2),
+        lambda x: TF.max_pool2d(x, 2), [x])
+    add("linear 1024->1024 b256", lambda x, w, b: F.linear(x, w, b),
+        lambda x, w, b: TF.linear(x, w, b), [arr(256, 1024), arr(1024, 1024) * 0.03, arr(1024)])
+    add("layer_norm (256,1024)", lambda x, g, b: F.layer_norm(x, (1024,), g, b),
+        lambda x, g, b: TF.layer_norm(x, (1024,), g, b), [arr(256, 1024), arr(1024), arr(1024)])
+    tgt = rng.integers(0, 1000, 1024).astype(np.int64)
+    add("cross_entropy (1024,1000)", lambda x, t: F.cross_entropy(x, t),
+        lambda x, t: TF.cross_entropy(x, t), [arr(1024, 1000), tgt])
+    big = arr(4 * 1024 * 1024)
+    for name in ("relu", "gelu", "tanh", "sigmoid"):
+        tfn = getattr(torch, name) if name in ("tanh", "sigmoid") else getattr(TF, name)
+        add(f"{name} 4M", lambda x, n=name: getattr(F, n)(x), tfn, [big])
+    return cases
+
+
+def run_all(threads, repeats=5):
+    rows = []
+    for name, em_fn, t_fn in _cases():
+        try:
+            e = statistics.median(_time(em_fn, repeats))
+            t = statistics.median(_time(t_fn, repeats))
+        except Exception as ex:  # noqa: BLE001 -- an op not built yet is reported, not fatal
+            print(f"{name:40s} t={threads}: skipped ({type(ex).__name__}: {ex})", flush=True)
+            continue
+        rows.append({"op": name, "threads": threads, "ember_ms": e * 1e3, "torch_ms": t * 1e3,
+                     "ratio": t / e})
+        print(f"{name:40s} t={threads}: ember {e * 1e3:8.3f} ms  torch {t * 1e3:8.3f} ms  "
+              f"ratio {t / e:5.2f}", flush=True)
+    return rows
+
+
+if __name__ == "__main__":
+    import argparse
+
+    import torch
+
+    import ember as em
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", nargs="*", type=int, default=[1, 2])
+    ap.add_argument("--repeats", type=int, default=5)
+    a = ap.parse_args()
+    for th in a.threads:
+        em.set_num_threads(th)
+        torch.set_num_threads(th)
+        run_all(th, a.repeats)
