@@ -464,10 +464,6 @@ _UFUNC_METHODS = {
 
 def make_result(data: np.ndarray, inputs, backward, name: str) -> Tensor:
     """Wraps an op's output; records a graph node when grad mode is on and an input needs grad."""
-    if not isinstance(data, np.ndarray):
-        # numpy returns scalars (np.float64) from 0-d arithmetic; keep their dtype (Tensor()
-        # would turn a non-ndarray float into float32).
-        data = np.asarray(data)
     if is_grad_enabled():
         for t in inputs:
             if t is not None and t.requires_grad:
