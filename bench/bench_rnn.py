@@ -6,7 +6,9 @@ Model: seq 32, input 64, hidden 128, 1 layer, batch_first, batch 64, Linear(128,
 hidden state. One step = forward + loss + backward (+ Adam update when ember.optim has Adam;
 torch then runs Adam too). Loss: cross-entropy when ember has it, else mean squared error on
 the logits (both libraries run the same loss). Prints median ms/step, min..max, samples/s and
-the ember/torch time ratio (< 1: ember is faster).
+the ember/torch time ratio (< 1: ember is faster). Also the process CPU time per step and its
+ratio: on a shared, oversubscribed machine the wall clock includes time spent descheduled, and
+at 1 thread CPU time is the steadier measure (at 2 threads it includes OpenMP spin-waiting).
 """
 import argparse
 import os
@@ -97,19 +99,22 @@ def bench(kind, threads, repeats, steps):
     for _ in range(2):
         e_step()
         t_step()
-    te, tt = [], []
+    te, tt, ce, ct = [], [], [], []
     for _ in range(repeats):
-        for fn, acc in ((e_step, te), (t_step, tt)):
-            t0 = time.perf_counter()
+        for fn, acc, cpu in ((e_step, te, ce), (t_step, tt, ct)):
+            c0, t0 = time.process_time(), time.perf_counter()
             for _ in range(steps):
                 fn()
             acc.append((time.perf_counter() - t0) / steps)
+            cpu.append((time.process_time() - c0) / steps)
     me, mt = statistics.median(te), statistics.median(tt)
+    mce, mct = statistics.median(ce), statistics.median(ct)
     print(f"{kind:4s} train step, {threads} thread(s) [{what}]: "
           f"ember {me * 1e3:7.2f} ms ({min(te) * 1e3:.2f}..{max(te) * 1e3:.2f}, "
           f"{BATCH / me:7.0f} samples/s)  torch {mt * 1e3:7.2f} ms "
           f"({min(tt) * 1e3:.2f}..{max(tt) * 1e3:.2f}, {BATCH / mt:7.0f} samples/s)  "
-          f"ember/torch {me / mt:.2f}", flush=True)
+          f"ember/torch {me / mt:.2f}  | CPU time/step ember {mce * 1e3:.2f} ms, torch "
+          f"{mct * 1e3:.2f} ms, ratio {mce / mct:.2f}", flush=True)
     return me / mt
 
 
