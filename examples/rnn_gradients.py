@@ -5,9 +5,18 @@ token, so the model must carry it across 49 steps. We show
   1. the gradient of the loss with respect to each time step's input, at initialization:
      for the tanh RNN it shrinks by orders of magnitude towards the early steps (vanishing
      gradients), for the LSTM it stays usable;
-  2. training both with Adam: the LSTM learns the task, the RNN stays near chance (1/8).
+  2. training both with Adam (lr 3e-3, gradient clipping at 1): the LSTM learns the task, the
+     RNN stays at chance (1/8).
+The LSTM gets the standard positive forget-gate bias (3 here); with torch's default init its
+early-step gradients vanish too (about 1e-4 of the last step's) and it needs far longer.
 
-    PYTHONPATH=python python examples/rnn_gradients.py [--steps 400]
+A run (1 thread, 2000 steps of batch 64):
+    RNN  at init: |dL/dx_t| at t=0 4.37e-15, t=25 1.05e-09, t=49 6.12e-04  (first/last = 7.1e-12)
+    RNN  after 2000 Adam steps (7.4 s): loss 2.077, accuracy 11.8% (chance 12.5%)
+    LSTM at init: |dL/dx_t| at t=0 2.05e-04, t=25 5.35e-05, t=49 1.31e-04  (first/last = 1.6e+00)
+    LSTM after 2000 Adam steps (22.7 s): loss 0.001, accuracy 100.0% (chance 12.5%)
+
+    PYTHONPATH=python python examples/rnn_gradients.py [--steps 2000] [--lr 3e-3]
 """
 import argparse
 import time
@@ -40,9 +49,9 @@ class Model(nn.Module):
         cls = nn.LSTM if kind == "LSTM" else nn.RNN
         self.rnn = cls(VOCAB, HIDDEN, batch_first=True)
         if kind == "LSTM":
-            # The usual LSTM trick: forget-gate bias 1, so the cell starts out remembering
-            # (torch's default init leaves it near 0; gates are ordered i, f, g, o).
-            self.rnn.bias_ih_l0.data[HIDDEN:2 * HIDDEN] = 1.0
+            # The usual LSTM trick: a positive forget-gate bias (3: sigmoid 0.95), so the cell
+            # starts out remembering (torch's default init leaves it near 0; gates i, f, g, o).
+            self.rnn.bias_ih_l0.data[HIDDEN:2 * HIDDEN] = 3.0
             self.rnn.bias_hh_l0.data[HIDDEN:2 * HIDDEN] = 0.0
         self.head = nn.Linear(HIDDEN, VOCAB)
 
@@ -78,8 +87,8 @@ def train(model, rng, steps, lr):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--lr", type=float, default=1e-2)
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--lr", type=float, default=3e-3)
     em.manual_seed(0)
     em.set_num_threads(1)  # tiny layers: one thread is fastest
     ap.add_argument("--kinds", nargs="+", default=["RNN", "LSTM"])

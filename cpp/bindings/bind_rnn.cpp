@@ -64,7 +64,8 @@ py::tuple rnn_forward_py(const std::string& mode_s, const py::array& x, const py
   check_float(op, "weight_ih", w_ih, d);
   check_float(op, "weight_hh", w_hh, d);
   Opt h0 = opt_arg(op, "h0", h0o, d, false), c0 = opt_arg(op, "c0", c0o, d, false);
-  Opt b_ih = opt_arg(op, "bias_ih", b_iho, d, false), b_hh = opt_arg(op, "bias_hh", b_hho, d, false);
+  Opt b_ih = opt_arg(op, "bias_ih", b_iho, d, false);
+  Opt b_hh = opt_arg(op, "bias_hh", b_hho, d, false);
   if (c0.has && !lstm) value_error(std::string(op) + ": c0 is only used by LSTM");
   const RnnDims dm = rnn_dims(op, rnn_gates(mode), shape_of(x), shape_of(w_ih), shape_of(w_hh),
                               b_ih.has ? &b_ih.shape : nullptr, b_hh.has ? &b_hh.shape : nullptr,
@@ -163,8 +164,8 @@ py::tuple rnn_backward_py(const std::string& mode_s, const py::object& dyo, cons
     {
       py::gil_scoped_release nogil;
       rnn_backward<T>(dxp, dh0p, dc0p, dw_ih.m<T>(), dw_hh.m<T>(), db_ih.m<T>(), db_hh.m<T>(),
-                      dy.c<T>(), dhn.c<T>(), dcn.c<T>(), cptr<T>(x), cptr<T>(hs), cs.c<T>(), gates.c<T>(),
-                      ghn.c<T>(), cptr<T>(w_ih), cptr<T>(w_hh), sz);
+                      dy.c<T>(), dhn.c<T>(), dcn.c<T>(), cptr<T>(x), cptr<T>(hs), cs.c<T>(),
+                      gates.c<T>(), ghn.c<T>(), cptr<T>(w_ih), cptr<T>(w_hh), sz);
     }
     return py::make_tuple(dx_o, dh0_o, dc0_o);
   });
@@ -179,7 +180,8 @@ void bind_rnn(py::module_& m) {
         "One recurrent layer-direction over a whole time-major sequence. Returns (hs, cs, "
         "gates, ghn): hs (S+1, N, H) holds h0 and every output state in time order.");
   m.def("rnn_backward", &rnn_backward_py, py::arg("mode"), py::arg("grad_output"),
-        py::arg("grad_hn"), py::arg("grad_cn"), py::arg("x"), py::arg("hs"), py::arg("cs"), py::arg("gates"),
+        py::arg("grad_hn"), py::arg("grad_cn"), py::arg("x"), py::arg("hs"), py::arg("cs"),
+        py::arg("gates"),
         py::arg("ghn"), py::arg("weight_ih"), py::arg("weight_hh"), py::arg("reverse"),
         py::arg("need_input_grad"), py::arg("grad_weight_ih") = py::none(),
         py::arg("grad_weight_hh") = py::none(), py::arg("grad_bias_ih") = py::none(),

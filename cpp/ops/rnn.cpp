@@ -18,7 +18,7 @@ using CVec = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 
 // Rough flops per batch row of a gate pass, per gate column: only weighed against the
 // parallel-work threshold (a transcendental costs ~10-20 flops vectorized).
-constexpr int64_t kGateCost = 12;
+constexpr int64_t kGateCost = 4;
 
 template <class T, int Order>
 using CMat = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Order>, 0,
@@ -263,7 +263,8 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
   if (dx) gemm_blocks<T, false, false>(S * N, I, G, dgx, w_ih, dx, false);     // (SN,G)(G,I)
   if (dw_ih) gemm_blocks<T, true, false>(G, I, S * N, dgx, x, dw_ih, true);    // (G,SN)(SN,I)
   if (dw_hh)
-    gemm_blocks<T, true, false>(G, H, rows_hh, dgh + skip * NG, hprev + skip * NH, dw_hh, true);  // (G,SN)(SN,H)
+    gemm_blocks<T, true, false>(G, H, rows_hh, dgh + skip * NG, hprev + skip * NH, dw_hh,
+                                true);  // (G,SN)(SN,H)
   if (gru) {
     if (db_ih) colsum_acc(db_ih, dgx, S * N, G);
     if (db_hh) colsum_acc(db_hh, dgh, S * N, G);
