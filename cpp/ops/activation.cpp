@@ -194,14 +194,14 @@ void softmax_forward(T* y, const T* x, int64_t outer, int64_t D, int64_t inner, 
         const T m = eltwise::max_row(xr, D);
         if (log) {
           const T ls = std::log(eltwise::sum_row<T>(
-              D, [m](Blk<T>& o, const auto& x) { o = (x - m).exp(); }, xr));
-          eltwise::map_row(yr, D, [m, ls](Blk<T>& o, const auto& x) { o = (x - m) - ls; }, xr);
+              D, [m](auto& o, const auto& x) { o = (x - m).exp(); }, xr));
+          eltwise::map_row(yr, D, [m, ls](auto& o, const auto& x) { o = (x - m) - ls; }, xr);
         } else {
-          const T s = eltwise::map_row(yr, D, [m](Blk<T>& o, const auto& x) {
+          const T s = eltwise::map_row(yr, D, [m](auto& o, const auto& x) {
             o = (x - m).exp();
           }, xr);
           const T inv = T(1) / s;
-          eltwise::map_row(yr, D, [inv](Blk<T>& o, const auto& e) { o = e * inv; }, yr);
+          eltwise::map_row(yr, D, [inv](auto& o, const auto& e) { o = e * inv; }, yr);
         }
       }
     });
@@ -260,15 +260,15 @@ void softmax_backward(T* dx, const T* dy, const T* y, int64_t outer, int64_t D, 
         const T *g = dy + r * D, *yr = y + r * D;
         T* d = dx + r * D;
         if (log) {
-          const T s = eltwise::sum_row<T>(D, [](Blk<T>& o, const auto& g) { o = g; }, g);
-          eltwise::map_row(d, D, [s](Blk<T>& o, const auto& g, const auto& y) {
+          const T s = eltwise::sum_row<T>(D, [](auto& o, const auto& g) { o = g; }, g);
+          eltwise::map_row(d, D, [s](auto& o, const auto& g, const auto& y) {
             o = g - y.exp() * s;
           }, g, yr);
         } else {
-          const T s = eltwise::sum_row<T>(D, [](Blk<T>& o, const auto& g, const auto& y) {
+          const T s = eltwise::sum_row<T>(D, [](auto& o, const auto& g, const auto& y) {
             o = g * y;
           }, g, yr);
-          eltwise::map_row(d, D, [s](Blk<T>& o, const auto& g, const auto& y) {
+          eltwise::map_row(d, D, [s](auto& o, const auto& g, const auto& y) {
             o = y * (g - s);
           }, g, yr);
         }
