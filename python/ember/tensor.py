@@ -186,7 +186,7 @@ class Tensor:
                                    f"outputs; got shape {self.shape}, pass gradient=")
             g = np.ones_like(self.data)
         else:
-            g = np.ascontiguousarray(_as_array(gradient, self.data.dtype))
+            g = _as_array(gradient, self.data.dtype)  # C-contiguous, 0-d stays 0-d
             if g.shape != self.shape:
                 raise ValueError(f"backward: gradient shape {g.shape} does not match tensor "
                                  f"shape {self.shape}")
