@@ -69,8 +69,8 @@ void elu_forward(T* y, const T* x, int64_t n, T alpha) {
 template <class T>
 void elu_backward(T* dx, const T* dy, const T* x, int64_t n, T alpha) {
   eltwise::map(dx, n, kTranscendental, [alpha](Blk<T>& r, const auto& dy, const auto& x) {
-    // h = 1 for x > 0, 0 for x < 0 (1/2 at the kink); no select (see above).
-    const Blk<T> h = (x.sign() + T(1)) * T(0.5);
+    // h = 1 for x > 0, else 0 (x == 0 takes the exp branch, as in torch); no select (see above).
+    const Blk<T> h = x.sign().max(T(0));
     r = dy * (h + (T(1) - h) * (alpha * x.min(T(0)).exp()));
   }, dy, x);
 }
