@@ -23,3 +23,9 @@ def test_sum_and_mean_of_0d_backward_keep_shape():
         getattr(s * s, red)().backward()
         assert s.grad.shape == ()
         np.testing.assert_allclose(s.grad.numpy(), 4.0)
+
+
+def test_backward_with_explicit_0d_gradient():
+    x = em.tensor([1.0, 2.0], requires_grad=True)
+    (x * x).sum().backward(np.float32(3.0))
+    np.testing.assert_allclose(x.grad.numpy(), [6.0, 12.0])

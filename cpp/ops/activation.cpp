@@ -29,7 +29,12 @@ void relu_forward(T* y, const T* x, int64_t n) {
 template <class T>
 void relu_backward(T* dx, const T* dy, const T* y, int64_t n) {
   parallel_for(n, kCheap, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) dx[i] = y[i] > T(0) ? dy[i] : T(0);
+    // Both loads unconditional, so the select compiles to a blend rather than a branch that
+    // mispredicts on every other element of random data.
+    for (int64_t i = b; i < e; ++i) {
+      const T g = dy[i], v = y[i];
+      dx[i] = v > T(0) ? g : T(0);
+    }
   });
 }
 
@@ -43,21 +48,30 @@ void leaky_relu_forward(T* y, const T* x, int64_t n, T slope) {
 template <class T>
 void leaky_relu_backward(T* dx, const T* dy, const T* x, int64_t n, T slope) {
   parallel_for(n, kCheap, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) dx[i] = x[i] > T(0) ? dy[i] : dy[i] * slope;
+    for (int64_t i = b; i < e; ++i) {
+      const T g = dy[i], v = x[i];
+      dx[i] = v > T(0) ? g : g * slope;
+    }
   });
 }
 
 // ---- elu: y = x > 0 ? x : alpha (exp(x) - 1); dy/dx = x > 0 ? 1 : alpha exp(x) ---------------
+// Eigen 3.4 evaluates select() one scalar at a time, and its expm1 is scalar on AVX2, so the
+// forward is written without either:  y = max(x, 0) + alpha expm1(min(x, 0)), with
+// expm1(z) = 2 t / (1 - t), t = tanh(z / 2) (exact identity; no cancellation near 0, -1 at -inf).
 template <class T>
 void elu_forward(T* y, const T* x, int64_t n, T alpha) {
   eltwise::map(y, n, kTranscendental, [alpha](Blk<T>& r, const auto& x) {
-    r = (x > T(0)).select(x, alpha * x.expm1());
+    const Blk<T> t = (x.min(T(0)) * T(0.5)).tanh();
+    r = x.template max<Eigen::PropagateNaN>(T(0)) + alpha * (T(2) * t / (T(1) - t));
   }, x);
 }
 template <class T>
 void elu_backward(T* dx, const T* dy, const T* x, int64_t n, T alpha) {
   eltwise::map(dx, n, kTranscendental, [alpha](Blk<T>& r, const auto& dy, const auto& x) {
-    r = (x > T(0)).select(dy, dy * (alpha * x.exp()));
+    // h = 1 for x > 0, else 0 (x == 0 takes the exp branch, as in torch); no select (see above).
+    const Blk<T> h = x.sign().max(T(0));
+    r = dy * (h + (T(1) - h) * (alpha * x.min(T(0)).exp()));
   }, dy, x);
 }
 
@@ -140,7 +154,8 @@ void step_forward(T* y, const T* x, int64_t n, T value_at_zero) {
   parallel_for(n, kCheap, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const T v = x[i];
-      y[i] = v > T(0) ? T(1) : v < T(0) ? T(0) : v == T(0) ? value_at_zero : v;
+      const T z = v == T(0) ? value_at_zero : v;  // v itself only when NaN
+      y[i] = v > T(0) ? T(1) : v < T(0) ? T(0) : z;
     }
   });
 }
@@ -179,14 +194,14 @@ void softmax_forward(T* y, const T* x, int64_t outer, int64_t D, int64_t inner, 
         const T m = eltwise::max_row(xr, D);
         if (log) {
           const T ls = std::log(eltwise::sum_row<T>(
-              D, [m](Blk<T>& o, const auto& x) { o = (x - m).exp(); }, xr));
-          eltwise::map_row(yr, D, [m, ls](Blk<T>& o, const auto& x) { o = (x - m) - ls; }, xr);
+              D, [m](auto& o, const auto& x) { o = (x - m).exp(); }, xr));
+          eltwise::map_row(yr, D, [m, ls](auto& o, const auto& x) { o = (x - m) - ls; }, xr);
         } else {
-          const T s = eltwise::map_row(yr, D, [m](Blk<T>& o, const auto& x) {
+          const T s = eltwise::map_row(yr, D, [m](auto& o, const auto& x) {
             o = (x - m).exp();
           }, xr);
           const T inv = T(1) / s;
-          eltwise::map_row(yr, D, [inv](Blk<T>& o, const auto& e) { o = e * inv; }, yr);
+          eltwise::map_row(yr, D, [inv](auto& o, const auto& e) { o = e * inv; }, yr);
         }
       }
     });
@@ -245,15 +260,15 @@ void softmax_backward(T* dx, const T* dy, const T* y, int64_t outer, int64_t D, 
         const T *g = dy + r * D, *yr = y + r * D;
         T* d = dx + r * D;
         if (log) {
-          const T s = eltwise::sum_row<T>(D, [](Blk<T>& o, const auto& g) { o = g; }, g);
-          eltwise::map_row(d, D, [s](Blk<T>& o, const auto& g, const auto& y) {
+          const T s = eltwise::sum_row<T>(D, [](auto& o, const auto& g) { o = g; }, g);
+          eltwise::map_row(d, D, [s](auto& o, const auto& g, const auto& y) {
             o = g - y.exp() * s;
           }, g, yr);
         } else {
-          const T s = eltwise::sum_row<T>(D, [](Blk<T>& o, const auto& g, const auto& y) {
+          const T s = eltwise::sum_row<T>(D, [](auto& o, const auto& g, const auto& y) {
             o = g * y;
           }, g, yr);
-          eltwise::map_row(d, D, [s](Blk<T>& o, const auto& g, const auto& y) {
+          eltwise::map_row(d, D, [s](auto& o, const auto& g, const auto& y) {
             o = y * (g - s);
           }, g, yr);
         }

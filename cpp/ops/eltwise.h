@@ -29,21 +29,22 @@ template <class T> using Blk = Eigen::Array<T, kBlock, 1>;
 template <class T> using CMap = Eigen::Map<const Blk<T>>;
 
 namespace detail {
-// Evaluates f on block b (elements [b*kBlock, b*kBlock + len)) into r.
-template <class T, class F, class... P, size_t... I>
-inline int64_t eval_block(Blk<T>& r, int64_t b, int64_t n, F& f, std::index_sequence<I...>,
-                          const P*... in) {
-  const int64_t i = b * kBlock, len = std::min<int64_t>(kBlock, n - i);
-  if (len == kBlock) {
-    f(r, CMap<T>(in + i)...);
+// Evaluates f on block b (elements [b*B, b*B + len)) of B-element blocks into r.
+template <class T, int B, class F, class... P, size_t... I>
+inline int64_t eval_block(Eigen::Array<T, B, 1>& r, int64_t b, int64_t n, F& f,
+                          std::index_sequence<I...>, const P*... in) {
+  using Block = Eigen::Array<T, B, 1>;
+  const int64_t i = b * B, len = std::min<int64_t>(B, n - i);
+  if (len == B) {
+    f(r, Eigen::Map<const Block>(in + i)...);
   } else {
-    std::array<Blk<T>, sizeof...(P)> pad;
+    std::array<Block, sizeof...(P)> pad;
     const T* src[] = {in...};
     for (size_t k = 0; k < sizeof...(P); ++k) {
       pad[k].setZero();
       std::memcpy(pad[k].data(), src[k] + i, sizeof(T) * len);
     }
-    f(r, static_cast<const Blk<T>&>(pad[I])...);
+    f(r, static_cast<const Block&>(pad[I])...);
   }
   return len;
 }
@@ -91,21 +92,24 @@ double map_sum(int64_t n, int64_t cost, F f, const P*... in) {
 }
 
 // ---- one row on the calling thread (inside a kernel's own parallel loop) ----------------------
-// Same block scheme, so a row's results depend on its values only, never on its address (which
-// changes with every allocation) or on which thread runs it.
+// Same scheme with kRowBlock-element blocks (a short row, e.g. 10 classes, pads to 16, not 64),
+// so a row's results depend on its values only, never on its address (which changes with every
+// allocation) or on which thread runs it. f takes (auto& r, const auto&... x).
+constexpr int64_t kRowBlock = 16;  // still a multiple of every packet size
+template <class T> using RowBlk = Eigen::Array<T, kRowBlock, 1>;
 
 // out[i] = f(in...)[i] for i < n (out may be one of the inputs). Returns the sum of the outputs,
 // accumulated blockwise into a vector so the summation order is fixed.
 template <class T, class F, class... P>
 T map_row(T* out, int64_t n, F f, const P*... in) {
   static_assert((std::is_same_v<T, P> && ...), "all inputs share the output's type");
-  Blk<T> r, acc = Blk<T>::Zero();
-  const int64_t nb = (n + kBlock - 1) / kBlock;
+  RowBlk<T> r, acc = RowBlk<T>::Zero();
+  const int64_t nb = (n + kRowBlock - 1) / kRowBlock;
   for (int64_t b = 0; b < nb; ++b) {
     const int64_t len = detail::eval_block(r, b, n, f, std::index_sequence_for<P...>{}, in...);
-    if (len == kBlock) acc += r;
+    if (len == kRowBlock) acc += r;
     else acc.head(len) += r.head(len);
-    std::memcpy(out + b * kBlock, r.data(), sizeof(T) * len);
+    std::memcpy(out + b * kRowBlock, r.data(), sizeof(T) * len);
   }
   return acc.sum();
 }
@@ -114,11 +118,11 @@ T map_row(T* out, int64_t n, F f, const P*... in) {
 template <class T, class F, class... P>
 T sum_row(int64_t n, F f, const P*... in) {
   static_assert((std::is_same_v<T, P> && ...), "all inputs share one type");
-  Blk<T> r, acc = Blk<T>::Zero();
-  const int64_t nb = (n + kBlock - 1) / kBlock;
+  RowBlk<T> r, acc = RowBlk<T>::Zero();
+  const int64_t nb = (n + kRowBlock - 1) / kRowBlock;
   for (int64_t b = 0; b < nb; ++b) {
     const int64_t len = detail::eval_block(r, b, n, f, std::index_sequence_for<P...>{}, in...);
-    if (len == kBlock) acc += r;
+    if (len == kRowBlock) acc += r;
     else acc.head(len) += r.head(len);
   }
   return acc.sum();

@@ -72,7 +72,7 @@ void negate(T* dst, const T* src, int64_t n) {
 template <class T>
 void mse_loss_forward(T* out, const T* x, const T* t, int64_t n, Reduction r) {
   loss_map(out, static_cast<const T*>(nullptr), n, r, kCheap,
-           [](Blk<T>& o, const auto& x, const auto& t) { o = (x - t).square(); }, x, t);
+           [](auto& o, const auto& x, const auto& t) { o = (x - t).square(); }, x, t);
 }
 template <class T>
 void mse_loss_backward(T* dx, T* dt, const T* dy, const T* x, const T* t, int64_t n,
@@ -80,7 +80,7 @@ void mse_loss_backward(T* dx, T* dt, const T* dy, const T* x, const T* t, int64_
   T* d = dx ? dx : dt;
   if (!d) return;
   grad_map(d, dy, static_cast<const T*>(nullptr), n, r, kCheap,
-           [](Blk<T>& o, const auto& g, const auto& x, const auto& t) {
+           [](auto& o, const auto& g, const auto& x, const auto& t) {
              o = g * (T(2) * (x - t));
            }, x, t);
   if (dx && dt) negate(dt, dx, n);
@@ -91,7 +91,7 @@ void mse_loss_backward(T* dx, T* dt, const T* dy, const T* x, const T* t, int64_
 template <class T>
 void l1_loss_forward(T* out, const T* x, const T* t, int64_t n, Reduction r) {
   loss_map(out, static_cast<const T*>(nullptr), n, r, kCheap,
-           [](Blk<T>& o, const auto& x, const auto& t) { o = (x - t).abs(); }, x, t);
+           [](auto& o, const auto& x, const auto& t) { o = (x - t).abs(); }, x, t);
 }
 template <class T>
 void l1_loss_backward(T* dx, T* dt, const T* dy, const T* x, const T* t, int64_t n,
@@ -99,7 +99,7 @@ void l1_loss_backward(T* dx, T* dt, const T* dy, const T* x, const T* t, int64_t
   T* d = dx ? dx : dt;
   if (!d) return;
   grad_map(d, dy, static_cast<const T*>(nullptr), n, r, kCheap,
-           [](Blk<T>& o, const auto& g, const auto& x, const auto& t) {
+           [](auto& o, const auto& g, const auto& x, const auto& t) {
              o = g * (x - t).sign();
            }, x, t);
   if (dx && dt) negate(dt, dx, n);
@@ -110,7 +110,7 @@ void l1_loss_backward(T* dx, T* dt, const T* dy, const T* x, const T* t, int64_t
 // d/dx = w (x - t) / max(x (1 - x), 1e-12)   (torch's clamp)   d/dt = w (log(1 - x) - log x)
 template <class T>
 void bce_forward(T* out, const T* x, const T* t, const T* w, int64_t n, Reduction r) {
-  loss_map(out, w, n, r, kTranscendental, [](Blk<T>& o, const auto& x, const auto& t) {
+  loss_map(out, w, n, r, kTranscendental, [](auto& o, const auto& x, const auto& t) {
     o = (t - T(1)) * (-x).log1p().max(T(-100)) - t * x.log().max(T(-100));
   }, x, t);
 }
@@ -118,12 +118,12 @@ template <class T>
 void bce_backward(T* dx, T* dt, const T* dy, const T* x, const T* t, const T* w, int64_t n,
                   Reduction r) {
   if (dx)
-    grad_map(dx, dy, w, n, r, kCheap, [](Blk<T>& o, const auto& g, const auto& x,
+    grad_map(dx, dy, w, n, r, kCheap, [](auto& o, const auto& g, const auto& x,
                                          const auto& t) {
       o = g * (x - t) / ((T(1) - x) * x).max(T(1e-12));
     }, x, t);
   if (dt)
-    grad_map(dt, dy, w, n, r, kTranscendental, [](Blk<T>& o, const auto& g, const auto& x) {
+    grad_map(dt, dy, w, n, r, kTranscendental, [](auto& o, const auto& g, const auto& x) {
       o = g * ((-x).log1p() - x.log());
     }, x);
 }
@@ -149,12 +149,12 @@ template <class T>
 void bce_with_logits_forward(T* out, const T* x, const T* t, const T* w, const T* pw, int64_t n,
                              Reduction r) {
   if (pw)
-    loss_map(out, w, n, r, kTranscendental, [](Blk<T>& o, const auto& x, const auto& t,
+    loss_map(out, w, n, r, kTranscendental, [](auto& o, const auto& x, const auto& t,
                                                const auto& pw) {
       o = (T(1) - t) * x - (T(1) + (pw - T(1)) * t) * log_sigmoid(x);
     }, x, t, pw);
   else
-    loss_map(out, w, n, r, kTranscendental, [](Blk<T>& o, const auto& x, const auto& t) {
+    loss_map(out, w, n, r, kTranscendental, [](auto& o, const auto& x, const auto& t) {
       o = (T(1) - t) * x - log_sigmoid(x);
     }, x, t);
 }
@@ -163,24 +163,24 @@ void bce_with_logits_backward(T* dx, T* dt, const T* dy, const T* x, const T* t,
                               const T* pw, int64_t n, Reduction r) {
   if (dx) {
     if (pw)
-      grad_map(dx, dy, w, n, r, kTranscendental, [](Blk<T>& o, const auto& g, const auto& x,
+      grad_map(dx, dy, w, n, r, kTranscendental, [](auto& o, const auto& g, const auto& x,
                                                     const auto& t, const auto& pw) {
         o = g * ((T(1) + (pw - T(1)) * t) * (T(1) + (-x).exp()).inverse() - pw * t);
       }, x, t, pw);
     else
-      grad_map(dx, dy, w, n, r, kTranscendental, [](Blk<T>& o, const auto& g, const auto& x,
+      grad_map(dx, dy, w, n, r, kTranscendental, [](auto& o, const auto& g, const auto& x,
                                                     const auto& t) {
         o = g * ((T(1) + (-x).exp()).inverse() - t);
       }, x, t);
   }
   if (dt) {
     if (pw)
-      grad_map(dt, dy, w, n, r, kTranscendental, [](Blk<T>& o, const auto& g, const auto& x,
+      grad_map(dt, dy, w, n, r, kTranscendental, [](auto& o, const auto& g, const auto& x,
                                                     const auto& pw) {
         o = g * (-x - (pw - T(1)) * log_sigmoid(x));
       }, x, pw);
     else
-      grad_map(dt, dy, w, n, r, kCheap, [](Blk<T>& o, const auto& g, const auto& x) {
+      grad_map(dt, dy, w, n, r, kCheap, [](auto& o, const auto& g, const auto& x) {
         o = g * (-x);
       }, x);
   }
@@ -235,7 +235,7 @@ template <class T>
 void row_lse(T* ml, const T* xr, int64_t C) {
   const T m = eltwise::max_row(xr, C);
   ml[0] = m;
-  ml[1] = std::log(eltwise::sum_row<T>(C, [m](Blk<T>& o, const auto& x) {
+  ml[1] = std::log(eltwise::sum_row<T>(C, [m](auto& o, const auto& x) {
     o = (x - m).exp();
   }, xr));
 }
@@ -293,10 +293,10 @@ void cross_entropy_forward(T* out, T* lse, const T* x, const int64_t* target, co
     T loss = (T(1) - eps) * wt * ((m - xr[t]) + ls);
     if (eps > T(0)) {
       const T smooth =
-          weight ? eltwise::sum_row<T>(C, [m, ls](Blk<T>& o, const auto& x, const auto& w) {
+          weight ? eltwise::sum_row<T>(C, [m, ls](auto& o, const auto& x, const auto& w) {
                      o = ((m - x) + ls) * w;
                    }, xr, weight)
-                 : eltwise::sum_row<T>(C, [m, ls](Blk<T>& o, const auto& x) {
+                 : eltwise::sum_row<T>(C, [m, ls](auto& o, const auto& x) {
                      o = (m - x) + ls;
                    }, xr);
       loss += eps / T(C) * smooth;
@@ -331,11 +331,11 @@ void cross_entropy_backward(T* dx, const T* dy, const T* x, const T* lse, const 
     const T a = g * ((T(1) - eps) * wt + eps / T(C) * wall), c = g * eps / T(C);
     const T m = lse[2 * i], ls = lse[2 * i + 1];
     if (weight && eps > T(0))
-      eltwise::map_row(dr, C, [a, c, m, ls](Blk<T>& o, const auto& x, const auto& w) {
+      eltwise::map_row(dr, C, [a, c, m, ls](auto& o, const auto& x, const auto& w) {
         o = a * ((x - m) - ls).exp() - c * w;
       }, xr, weight);
     else
-      eltwise::map_row(dr, C, [a, c, m, ls](Blk<T>& o, const auto& x) {
+      eltwise::map_row(dr, C, [a, c, m, ls](auto& o, const auto& x) {
         o = a * ((x - m) - ls).exp() - c;
       }, xr);
     dr[t] -= g * (T(1) - eps) * wt;
@@ -356,12 +356,12 @@ void cross_entropy_prob_forward(T* out, T* lse, const T* x, const T* target, con
     row_lse(lse + 2 * i, xr, C);
     const T m = lse[2 * i], ls = lse[2 * i + 1];
     if (weight)
-      per[i] = eltwise::sum_row<T>(C, [=](Blk<T>& o, const auto& x, const auto& t,
+      per[i] = eltwise::sum_row<T>(C, [=](auto& o, const auto& x, const auto& t,
                                           const auto& w) {
         o = ((m - x) + ls) * (keep * t + spread) * w;
       }, xr, tr, weight);
     else
-      per[i] = eltwise::sum_row<T>(C, [=](Blk<T>& o, const auto& x, const auto& t) {
+      per[i] = eltwise::sum_row<T>(C, [=](auto& o, const auto& x, const auto& t) {
         o = ((m - x) + ls) * (keep * t + spread);
       }, xr, tr);
   });
@@ -384,17 +384,17 @@ void cross_entropy_prob_backward(T* dx, T* dt, const T* dy, const T* x, const T*
     if (dx) {
       T* dr = io.out(dx, off, io.dx);
       if (weight) {
-        const T tw = eltwise::sum_row<T>(C, [=](Blk<T>& o, const auto& t, const auto& w) {
+        const T tw = eltwise::sum_row<T>(C, [=](auto& o, const auto& t, const auto& w) {
           o = (keep * t + spread) * w;
         }, tr, weight);
-        eltwise::map_row(dr, C, [=](Blk<T>& o, const auto& x, const auto& t, const auto& w) {
+        eltwise::map_row(dr, C, [=](auto& o, const auto& x, const auto& t, const auto& w) {
           o = g * (tw * ((x - m) - ls).exp() - w * (keep * t + spread));
         }, xr, tr, weight);
       } else {
-        const T tw = eltwise::sum_row<T>(C, [=](Blk<T>& o, const auto& t) {
+        const T tw = eltwise::sum_row<T>(C, [=](auto& o, const auto& t) {
           o = keep * t + spread;
         }, tr);
-        eltwise::map_row(dr, C, [=](Blk<T>& o, const auto& x, const auto& t) {
+        eltwise::map_row(dr, C, [=](auto& o, const auto& x, const auto& t) {
           o = g * (tw * ((x - m) - ls).exp() - (keep * t + spread));
         }, xr, tr);
       }
@@ -404,11 +404,11 @@ void cross_entropy_prob_backward(T* dx, T* dt, const T* dy, const T* x, const T*
       T* tg = io.out(dt, off, io.dt);
       const T gk = g * keep;
       if (weight)
-        eltwise::map_row(tg, C, [=](Blk<T>& o, const auto& x, const auto& w) {
+        eltwise::map_row(tg, C, [=](auto& o, const auto& x, const auto& w) {
           o = gk * w * ((m - x) + ls);
         }, xr, weight);
       else
-        eltwise::map_row(tg, C, [=](Blk<T>& o, const auto& x) { o = gk * ((m - x) + ls); }, xr);
+        eltwise::map_row(tg, C, [=](auto& o, const auto& x) { o = gk * ((m - x) + ls); }, xr);
       io.flush(dt, off, io.dt);
     }
   });

@@ -254,3 +254,13 @@ def test_bitwise_identical_at_1_and_2_threads():
         em.set_num_threads(old)
     for u, v in zip(a, b):
         np.testing.assert_array_equal(u, v)
+
+
+def test_kink_values_match_torch():
+    """At exactly 0 each kinked op takes torch's side (relu: 0, leaky: slope, elu: alpha)."""
+    torch = pytest.importorskip("torch")
+    x = np.array([0.0, -0.0, 1.0, -1.0], dtype=np.float32)
+    for ef, tf in [(F.relu, torch.relu), (lambda a: F.leaky_relu(a, 0.2),
+                                          lambda a: torch.nn.functional.leaky_relu(a, 0.2)),
+                   (lambda a: F.elu(a, 0.5), lambda a: torch.nn.functional.elu(a, 0.5))]:
+        compare_torch(ef, tf, x)
