@@ -30,7 +30,9 @@ def _scalar(outs, projections):
 
 def gradcheck(fn, *arrays, eps=1e-6, atol=1e-6, rtol=1e-5, wrt=None):
     """fn takes float64 Tensors. wrt: indices of arrays to check (default: all float arrays)."""
-    arrays = [np.array(a, dtype=np.float64) if np.asarray(a).dtype.kind == "f" else np.asarray(a)
+    # order="C": gradcheck perturbs through reshape(-1), which must be a view, not a copy
+    arrays = [np.array(a, dtype=np.float64, order="C") if np.asarray(a).dtype.kind == "f"
+              else np.asarray(a)
               for a in arrays]
     wrt = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"] if wrt is None else wrt
     ts = [em.tensor(a, dtype=a.dtype, requires_grad=(i in wrt)) for i, a in enumerate(arrays)]
@@ -60,7 +62,8 @@ def compare_torch(em_fn, torch_fn, *arrays, atol=1e-5, rtol=1e-4, dtype=np.float
     """Runs both libraries on the same data; asserts forward outputs and input grads agree."""
     import torch
 
-    arrays = [np.array(a, dtype=dtype) if np.asarray(a).dtype.kind == "f" else np.asarray(a)
+    arrays = [np.array(a, dtype=dtype, order="C") if np.asarray(a).dtype.kind == "f"
+              else np.asarray(a)
               for a in arrays]
     wrt = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"] if wrt is None else wrt
     ets = [em.tensor(a, dtype=a.dtype, requires_grad=(i in wrt)) for i, a in enumerate(arrays)]
