@@ -1,0 +1,382 @@
+#include "ops/conv.h"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/gemm.h"
+#include "core/parallel.h"
+
+namespace ember {
+
+namespace {
+
+// ---- single-threaded row-major GEMM on Eigen (used inside our own parallel loop) -------------
+
+template <class T, int Order>
+using CMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Order>>;
+template <class T>
+using RMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+
+// C (M x N) (+)= op(A) op(B), all row-major and contiguous; see core/gemm.h for the convention.
+template <class T>
+void mm1(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C,
+         bool acc) {
+  RMap<T> c(C, M, N);
+  if (K == 0) {
+    if (!acc) c.setZero();
+    return;
+  }
+  auto run = [&](const auto& a, const auto& b) {
+    if (acc) c.noalias() += a * b;
+    else c.noalias() = a * b;
+  };
+  if (!ta && !tb) run(CMap<T, Eigen::RowMajor>(A, M, K), CMap<T, Eigen::RowMajor>(B, K, N));
+  else if (!ta && tb) run(CMap<T, Eigen::RowMajor>(A, M, K), CMap<T, Eigen::ColMajor>(B, K, N));
+  else if (ta && !tb) run(CMap<T, Eigen::ColMajor>(A, M, K), CMap<T, Eigen::RowMajor>(B, K, N));
+  else run(CMap<T, Eigen::ColMajor>(A, M, K), CMap<T, Eigen::ColMajor>(B, K, N));
+}
+
+// threaded: ember::gemm (deterministic blocks over threads); else one Eigen call on this thread.
+template <class T>
+inline void mm(bool threaded, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A,
+               const T* B, T* C, bool acc) {
+  if (threaded) gemm<T>(ta, tb, M, N, K, A, B, C, acc);
+  else mm1<T>(ta, tb, M, N, K, A, B, C, acc);
+}
+
+// Per-thread scratch, grown as needed and kept for the next call (OpenMP threads persist).
+template <class T, int Slot>
+T* scratch(size_t n) {
+  thread_local std::vector<T> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+// ---- im2col / col2im ------------------------------------------------------------------------
+//
+// col (Cg*KH*KW rows, ld columns): row (c, kh, kw), column oh*OW + ow (+ a sample offset that the
+// caller folds into `col`) holds img[c, oh*sh - pt + kh*dh, ow*sw - pl + kw*dw] (0 outside).
+
+// The ow range [lo, hi) whose input column ow*sw + iw0 lies in [0, W).
+inline void valid_range(int64_t iw0, int64_t sw, int64_t W, int64_t OW, int64_t& lo,
+                        int64_t& hi) {
+  lo = iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw;
+  hi = (W - 1 - iw0) < 0 ? 0 : (W - 1 - iw0) / sw + 1;
+  lo = std::min(lo, OW);
+  hi = std::max(lo, std::min(hi, OW));
+}
+
+template <class T>
+void im2col(const T* img, int64_t Cg, const ConvGeom& g, T* col, int64_t ld) {
+  const int64_t H = g.H, W = g.W, OH = g.OH, OW = g.OW;
+  for (int64_t c = 0; c < Cg; ++c) {
+    const T* im = img + c * H * W;
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      const int64_t ih0 = kh * g.dh - g.pt;
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        T* row = col + ((c * g.KH + kh) * g.KW + kw) * ld;
+        const int64_t iw0 = kw * g.dw - g.pl;
+        int64_t lo, hi;
+        valid_range(iw0, g.sw, W, OW, lo, hi);
+        for (int64_t oh = 0; oh < OH; ++oh) {
+          T* out = row + oh * OW;
+          const int64_t ih = oh * g.sh + ih0;
+          if (ih < 0 || ih >= H) {
+            std::fill(out, out + OW, T(0));
+            continue;
+          }
+          const T* src = im + ih * W + iw0;
+          std::fill(out, out + lo, T(0));
+          if (g.sw == 1) {
+            std::memcpy(out + lo, src + lo, (hi - lo) * sizeof(T));
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) out[ow] = src[ow * g.sw];
+          }
+          std::fill(out + hi, out + OW, T(0));
+        }
+      }
+    }
+  }
+}
+
+// img (Cg, H, W) = sum of col entries onto their source pixels (overwrites img).
+template <class T>
+void col2im(const T* col, int64_t ld, int64_t Cg, const ConvGeom& g, T* img) {
+  const int64_t H = g.H, W = g.W, OH = g.OH, OW = g.OW;
+  std::fill(img, img + Cg * H * W, T(0));
+  for (int64_t c = 0; c < Cg; ++c) {
+    T* im = img + c * H * W;
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      const int64_t ih0 = kh * g.dh - g.pt;
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const T* row = col + ((c * g.KH + kh) * g.KW + kw) * ld;
+        const int64_t iw0 = kw * g.dw - g.pl;
+        int64_t lo, hi;
+        valid_range(iw0, g.sw, W, OW, lo, hi);
+        for (int64_t oh = 0; oh < OH; ++oh) {
+          const int64_t ih = oh * g.sh + ih0;
+          if (ih < 0 || ih >= H) continue;
+          const T* in = row + oh * OW;
+          T* dst = im + ih * W + iw0;
+          if (g.sw == 1) {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += in[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow * g.sw] += in[ow];
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---- the plan: how samples are blocked and how work is spread ---------------------------------
+
+struct Plan {
+  int64_t nb;       // samples per GEMM
+  int64_t nblk;     // number of sample blocks
+  bool threaded;    // true: blocks run serially, each GEMM threaded (few blocks, big work)
+  bool pointwise;   // 1x1 kernel, stride 1, no padding: col is the image itself
+};
+
+// Everything here depends on the shape only (never on the thread count).
+inline Plan make_plan(const ConvGeom& g) {
+  Plan p;
+  const int64_t P = g.OH * g.OW;
+  constexpr int64_t kCols = 512;  // aim for at least this many GEMM columns per call
+  p.nb = P >= kCols ? 1 : std::min<int64_t>(g.N, (kCols + P - 1) / P);
+  p.nb = std::max<int64_t>(p.nb, 1);
+  p.nblk = (g.N + p.nb - 1) / p.nb;
+  const int64_t work = 2 * g.N * g.OC * g.Cg() * g.KK() * P;
+  p.threaded = p.nblk < 4 && work >= (int64_t(1) << 22);
+  p.pointwise = g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
+                g.pb == 0 && g.pr == 0 && g.OH == g.H && g.OW == g.W;
+  return p;
+}
+
+// Runs body(blk, threaded) over all sample blocks: in parallel over blocks, or serially with
+// threaded GEMMs inside.
+template <class F>
+void for_blocks(const Plan& p, int64_t cost_per_block, F&& body) {
+  if (p.threaded) {
+    for (int64_t b = 0; b < p.nblk; ++b) body(b, true);
+  } else {
+    // One block per task; the GEMMs inside run on the task's thread.
+    parallel_for(p.nblk, cost_per_block, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) body(b, false);
+    });
+  }
+}
+
+// out (N, OC, P) = W (OC, CgKK) @ im2col(img (N, C, HW)) [+ bias per OC]:
+// conv forward, and conv_transpose's input gradient.
+template <class T>
+void conv_side_from_image(T* out, const T* img, const T* w, const T* bias, const ConvGeom& g) {
+  const Plan pl = make_plan(g);
+  const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg();
+  const int64_t CgKK = Cg * g.KK(), C = g.C, OC = g.OC;
+  for_blocks(pl, 2 * pl.nb * OC * CgKK * P, [&](int64_t blk, bool threaded) {
+    const int64_t n0 = blk * pl.nb, nbk = std::min(pl.nb, g.N - n0), cols = nbk * P;
+    for (int64_t grp = 0; grp < g.G; ++grp) {
+      const T* col;
+      if (pl.pointwise && nbk == 1) {
+        col = img + (n0 * C + grp * Cg) * HW;
+      } else {
+        T* cb = scratch<T, 0>(CgKK * cols);
+        for (int64_t i = 0; i < nbk; ++i)
+          im2col(img + ((n0 + i) * C + grp * Cg) * HW, Cg, g, cb + i * P, cols);
+        col = cb;
+      }
+      const T* wg = w + grp * OCg * CgKK;
+      if (nbk == 1) {
+        T* yg = out + (n0 * OC + grp * OCg) * P;
+        mm<T>(threaded, false, false, OCg, P, CgKK, wg, col, yg, false);
+        if (bias)
+          for (int64_t o = 0; o < OCg; ++o) {
+            const T bv = bias[grp * OCg + o];
+            T* r = yg + o * P;
+            for (int64_t q = 0; q < P; ++q) r[q] += bv;
+          }
+      } else {
+        T* tmp = scratch<T, 1>(OCg * cols);
+        mm<T>(threaded, false, false, OCg, cols, CgKK, wg, col, tmp, false);
+        for (int64_t i = 0; i < nbk; ++i)
+          for (int64_t o = 0; o < OCg; ++o) {
+            const T bv = bias ? bias[grp * OCg + o] : T(0);
+            const T* s = tmp + o * cols + i * P;
+            T* d = out + ((n0 + i) * OC + grp * OCg + o) * P;
+            for (int64_t q = 0; q < P; ++q) d[q] = s[q] + bv;
+          }
+      }
+    }
+  });
+}
+
+// img (N, C, HW) = col2im(W^T (CgKK, OCg) @ src (N, OC, P)) [+ bias per C]:
+// conv's input gradient, and conv_transpose forward.
+template <class T>
+void image_from_conv_side(T* img, const T* src, const T* w, const T* bias, const ConvGeom& g) {
+  const Plan pl = make_plan(g);
+  const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg();
+  const int64_t CgKK = Cg * g.KK(), C = g.C, OC = g.OC;
+  for_blocks(pl, 2 * pl.nb * OC * CgKK * P, [&](int64_t blk, bool threaded) {
+    const int64_t n0 = blk * pl.nb, nbk = std::min(pl.nb, g.N - n0), cols = nbk * P;
+    for (int64_t grp = 0; grp < g.G; ++grp) {
+      const T* sg;
+      if (nbk == 1) {
+        sg = src + (n0 * OC + grp * OCg) * P;
+      } else {
+        T* gb = scratch<T, 1>(OCg * cols);
+        for (int64_t i = 0; i < nbk; ++i)
+          for (int64_t o = 0; o < OCg; ++o)
+            std::memcpy(gb + o * cols + i * P, src + ((n0 + i) * OC + grp * OCg + o) * P,
+                        P * sizeof(T));
+        sg = gb;
+      }
+      const T* wg = w + grp * OCg * CgKK;
+      if (pl.pointwise && nbk == 1) {
+        T* dst = img + (n0 * C + grp * Cg) * HW;
+        mm<T>(threaded, true, false, CgKK, cols, OCg, wg, sg, dst, false);
+      } else {
+        T* cb = scratch<T, 0>(CgKK * cols);
+        mm<T>(threaded, true, false, CgKK, cols, OCg, wg, sg, cb, false);
+        for (int64_t i = 0; i < nbk; ++i)
+          col2im(cb + i * P, cols, Cg, g, img + ((n0 + i) * C + grp * Cg) * HW);
+      }
+      if (bias)
+        for (int64_t i = 0; i < nbk; ++i)
+          for (int64_t c = 0; c < Cg; ++c) {
+            const T bv = bias[grp * Cg + c];
+            T* r = img + ((n0 + i) * C + grp * Cg + c) * HW;
+            for (int64_t q = 0; q < HW; ++q) r[q] += bv;
+          }
+    }
+  });
+}
+
+// dw (OC, CgKK) += sum_n src_n (OCg, P) @ im2col(img_n)^T, per group:
+// conv's weight gradient (src = dy, img = x) and conv_transpose's (src = x, img = dy).
+// Blocks are cut into at most kChunks chunks (by shape only); each chunk sums its blocks in order
+// into its own partial, and the partials are added into dw in chunk order.
+template <class T>
+void weight_grad(T* dw, const T* src, const T* img, const ConvGeom& g) {
+  const Plan pl = make_plan(g);
+  const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg();
+  const int64_t CgKK = Cg * g.KK(), C = g.C, OC = g.OC, WS = OC * CgKK;
+  constexpr int64_t kChunks = 16;
+  const int64_t nchunks = pl.threaded ? 1 : std::min(pl.nblk, kChunks);
+  // Partials live in the calling thread's scratch (one per chunk), reused across calls.
+  T* part = nchunks > 1 ? scratch<T, 2>(nchunks * WS) : nullptr;
+  auto run_chunk = [&](int64_t c, bool threaded) {
+    const int64_t b0 = c * pl.nblk / nchunks, b1 = (c + 1) * pl.nblk / nchunks;
+    T* acc = part ? part + c * WS : dw;
+    bool first = part != nullptr;
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t n0 = blk * pl.nb, nbk = std::min(pl.nb, g.N - n0), cols = nbk * P;
+      for (int64_t grp = 0; grp < g.G; ++grp) {
+        const T* sg;
+        if (nbk == 1) {
+          sg = src + (n0 * OC + grp * OCg) * P;
+        } else {
+          T* gb = scratch<T, 1>(OCg * cols);
+          for (int64_t i = 0; i < nbk; ++i)
+            for (int64_t o = 0; o < OCg; ++o)
+              std::memcpy(gb + o * cols + i * P, src + ((n0 + i) * OC + grp * OCg + o) * P,
+                          P * sizeof(T));
+          sg = gb;
+        }
+        const T* col;
+        if (pl.pointwise && nbk == 1) {
+          col = img + (n0 * C + grp * Cg) * HW;
+        } else {
+          T* cb = scratch<T, 0>(CgKK * cols);
+          for (int64_t i = 0; i < nbk; ++i)
+            im2col(img + ((n0 + i) * C + grp * Cg) * HW, Cg, g, cb + i * P, cols);
+          col = cb;
+        }
+        mm<T>(threaded, false, true, OCg, CgKK, cols, sg, col, acc + grp * OCg * CgKK, !first);
+      }
+      first = false;
+    }
+  };
+  if (pl.threaded) {
+    run_chunk(0, true);
+    return;
+  }
+  parallel_for(nchunks, 2 * (pl.nblk / nchunks + 1) * pl.nb * OC * CgKK * P,
+               [&](int64_t c0, int64_t c1) {
+                 for (int64_t c = c0; c < c1; ++c) run_chunk(c, false);
+               });
+  if (part) {
+    // Fixed-order reduction of the partials, split over weight elements.
+    parallel_for(WS, nchunks, [&](int64_t e0, int64_t e1) {
+      for (int64_t e = e0; e < e1; ++e) {
+        T s = part[e];
+        for (int64_t c = 1; c < nchunks; ++c) s += part[c * WS + e];
+        dw[e] += s;
+      }
+    });
+  }
+}
+
+// db (Ch) += sum over n and the plane of data (N, Ch, S); each channel summed by one thread in a
+// fixed order.
+template <class T>
+void channel_sum(T* db, const T* data, int64_t N, int64_t Ch, int64_t S) {
+  parallel_for(Ch, N * S, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      T total = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        const T* r = data + (n * Ch + c) * S;
+        T s = 0;
+        for (int64_t q = 0; q < S; ++q) s += r[q];
+        total += s;
+      }
+      db[c] += total;
+    }
+  });
+}
+
+}  // namespace
+
+template <class T>
+void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g) {
+  if (g.N == 0 || g.OC == 0) return;
+  conv_side_from_image<T>(y, x, w, b, g);
+}
+
+template <class T>
+void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const ConvGeom& g) {
+  if (g.N == 0) return;
+  if (db) channel_sum<T>(db, dy, g.N, g.OC, g.OH * g.OW);
+  if (dw) weight_grad<T>(dw, dy, x, g);
+  if (dx) image_from_conv_side<T>(dx, dy, w, nullptr, g);
+}
+
+template <class T>
+void conv_transpose2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g) {
+  if (g.N == 0) return;
+  image_from_conv_side<T>(y, x, w, b, g);
+}
+
+template <class T>
+void conv_transpose2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
+                               const ConvGeom& g) {
+  if (g.N == 0) return;
+  if (db) channel_sum<T>(db, dy, g.N, g.C, g.H * g.W);
+  if (dw) weight_grad<T>(dw, x, dy, g);
+  if (dx) conv_side_from_image<T>(dx, dy, w, nullptr, g);
+}
+
+#define EMBER_INSTANTIATE(T)                                                                    \
+  template void conv2d_forward<T>(T*, const T*, const T*, const T*, const ConvGeom&);           \
+  template void conv2d_backward<T>(T*, T*, T*, const T*, const T*, const T*, const ConvGeom&);  \
+  template void conv_transpose2d_forward<T>(T*, const T*, const T*, const T*, const ConvGeom&); \
+  template void conv_transpose2d_backward<T>(T*, T*, T*, const T*, const T*, const T*,          \
+                                             const ConvGeom&);
+EMBER_INSTANTIATE(float)
+EMBER_INSTANTIATE(double)
+#undef EMBER_INSTANTIATE
+
+}  // namespace ember
