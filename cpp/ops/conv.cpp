@@ -2,6 +2,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -15,15 +16,19 @@ namespace {
 // ---- single-threaded row-major GEMM on Eigen (used inside our own parallel loop) -------------
 
 template <class T, int Order>
-using CMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Order>>;
+using CMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Order>, 0,
+                        Eigen::OuterStride<>>;
 template <class T>
-using RMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+using RMap =
+    Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
+               Eigen::OuterStride<>>;
 
-// C (M x N) (+)= op(A) op(B), all row-major and contiguous; see core/gemm.h for the convention.
+// C (M x N, row stride ldc) (+)= op(A) op(B); A stored M x K (row stride lda), or K x M when ta;
+// B stored K x N (ldb), or N x K when tb. Row-major, as in core/gemm.h.
 template <class T>
-void mm1(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C,
-         bool acc) {
-  RMap<T> c(C, M, N);
+void mm1(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+         int64_t ldb, T* C, int64_t ldc, bool acc) {
+  RMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));
   if (K == 0) {
     if (!acc) c.setZero();
     return;
@@ -32,18 +37,24 @@ void mm1(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, const T*
     if (acc) c.noalias() += a * b;
     else c.noalias() = a * b;
   };
-  if (!ta && !tb) run(CMap<T, Eigen::RowMajor>(A, M, K), CMap<T, Eigen::RowMajor>(B, K, N));
-  else if (!ta && tb) run(CMap<T, Eigen::RowMajor>(A, M, K), CMap<T, Eigen::ColMajor>(B, K, N));
-  else if (ta && !tb) run(CMap<T, Eigen::ColMajor>(A, M, K), CMap<T, Eigen::RowMajor>(B, K, N));
-  else run(CMap<T, Eigen::ColMajor>(A, M, K), CMap<T, Eigen::ColMajor>(B, K, N));
+  using SA = Eigen::OuterStride<>;
+  if (!ta && !tb)
+    run(CMap<T, Eigen::RowMajor>(A, M, K, SA(lda)), CMap<T, Eigen::RowMajor>(B, K, N, SA(ldb)));
+  else if (!ta && tb)
+    run(CMap<T, Eigen::RowMajor>(A, M, K, SA(lda)), CMap<T, Eigen::ColMajor>(B, K, N, SA(ldb)));
+  else if (ta && !tb)
+    run(CMap<T, Eigen::ColMajor>(A, M, K, SA(lda)), CMap<T, Eigen::RowMajor>(B, K, N, SA(ldb)));
+  else
+    run(CMap<T, Eigen::ColMajor>(A, M, K, SA(lda)), CMap<T, Eigen::ColMajor>(B, K, N, SA(ldb)));
 }
 
-// threaded: ember::gemm (deterministic blocks over threads); else one Eigen call on this thread.
+// threaded: ember::gemm (deterministic blocks over threads; natural strides only); else one Eigen
+// call on this thread.
 template <class T>
 inline void mm(bool threaded, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A,
-               const T* B, T* C, bool acc) {
+               int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, bool acc) {
   if (threaded) gemm<T>(ta, tb, M, N, K, A, B, C, acc);
-  else mm1<T>(ta, tb, M, N, K, A, B, C, acc);
+  else mm1<T>(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc);
 }
 
 // Per-thread scratch, grown as needed and kept for the next call (OpenMP threads persist).
@@ -56,8 +67,8 @@ T* scratch(size_t n) {
 
 // ---- im2col / col2im ------------------------------------------------------------------------
 //
-// col (Cg*KH*KW rows, ld columns): row (c, kh, kw), column oh*OW + ow (+ a sample offset that the
-// caller folds into `col`) holds img[c, oh*sh - pt + kh*dh, ow*sw - pl + kw*dw] (0 outside).
+// col (Cg*KH*KW rows, row stride ld): row (c, kh, kw), column (oh - oh0)*OW + ow holds
+// img[c, oh*sh - pt + kh*dh, ow*sw - pl + kw*dw] (0 outside), for output rows [oh0, oh1).
 
 // The ow range [lo, hi) whose input column ow*sw + iw0 lies in [0, W).
 inline void valid_range(int64_t iw0, int64_t sw, int64_t W, int64_t OW, int64_t& lo,
@@ -69,18 +80,19 @@ inline void valid_range(int64_t iw0, int64_t sw, int64_t W, int64_t OW, int64_t&
 }
 
 template <class T>
-void im2col(const T* img, int64_t Cg, const ConvGeom& g, T* col, int64_t ld) {
-  const int64_t H = g.H, W = g.W, OH = g.OH, OW = g.OW;
+void im2col(const T* img, int64_t Cg, const ConvGeom& g, int64_t oh0, int64_t oh1, T* col,
+            int64_t ld) {
+  const int64_t H = g.H, W = g.W, OW = g.OW;
   for (int64_t c = 0; c < Cg; ++c) {
     const T* im = img + c * H * W;
     for (int64_t kh = 0; kh < g.KH; ++kh) {
       const int64_t ih0 = kh * g.dh - g.pt;
       for (int64_t kw = 0; kw < g.KW; ++kw) {
-        T* row = col + ((c * g.KH + kh) * g.KW + kw) * ld;
+        T* row = col + ((c * g.KH + kh) * g.KW + kw) * ld - oh0 * OW;
         const int64_t iw0 = kw * g.dw - g.pl;
         int64_t lo, hi;
         valid_range(iw0, g.sw, W, OW, lo, hi);
-        for (int64_t oh = 0; oh < OH; ++oh) {
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
           T* out = row + oh * OW;
           const int64_t ih = oh * g.sh + ih0;
           if (ih < 0 || ih >= H) {
@@ -101,21 +113,21 @@ void im2col(const T* img, int64_t Cg, const ConvGeom& g, T* col, int64_t ld) {
   }
 }
 
-// img (Cg, H, W) = sum of col entries onto their source pixels (overwrites img).
+// img (Cg, H, W) += col entries of output rows [oh0, oh1) onto their source pixels.
 template <class T>
-void col2im(const T* col, int64_t ld, int64_t Cg, const ConvGeom& g, T* img) {
-  const int64_t H = g.H, W = g.W, OH = g.OH, OW = g.OW;
-  std::fill(img, img + Cg * H * W, T(0));
+void col2im_add(const T* col, int64_t ld, int64_t Cg, const ConvGeom& g, int64_t oh0,
+                int64_t oh1, T* img) {
+  const int64_t H = g.H, W = g.W, OW = g.OW;
   for (int64_t c = 0; c < Cg; ++c) {
     T* im = img + c * H * W;
     for (int64_t kh = 0; kh < g.KH; ++kh) {
       const int64_t ih0 = kh * g.dh - g.pt;
       for (int64_t kw = 0; kw < g.KW; ++kw) {
-        const T* row = col + ((c * g.KH + kh) * g.KW + kw) * ld;
+        const T* row = col + ((c * g.KH + kh) * g.KW + kw) * ld - oh0 * OW;
         const int64_t iw0 = kw * g.dw - g.pl;
         int64_t lo, hi;
         valid_range(iw0, g.sw, W, OW, lo, hi);
-        for (int64_t oh = 0; oh < OH; ++oh) {
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
           const int64_t ih = oh * g.sh + ih0;
           if (ih < 0 || ih >= H) continue;
           const T* in = row + oh * OW;
@@ -131,25 +143,38 @@ void col2im(const T* col, int64_t ld, int64_t Cg, const ConvGeom& g, T* img) {
   }
 }
 
-// ---- the plan: how samples are blocked and how work is spread ---------------------------------
+// ---- the plan: how samples are blocked and tiled, and how work is spread ----------------------
+//
+// A block is nb consecutive samples. Small outputs: several samples share one GEMM (nb > 1, one
+// tile of all rows). Large outputs: one sample per block, cut into tiles of rt output rows so that
+// a tile's im2col stays in L2 while the GEMM reads it.
 
 struct Plan {
-  int64_t nb;       // samples per GEMM
-  int64_t nblk;     // number of sample blocks
+  int64_t nb;       // samples per block
+  int64_t nblk;     // number of blocks
+  int64_t rt;       // output rows per tile (OH when nb > 1 or threaded)
   bool threaded;    // true: blocks run serially, each GEMM threaded (few blocks, big work)
   bool pointwise;   // 1x1 kernel, stride 1, no padding: col is the image itself
 };
 
+inline int64_t env_int(const char* name, int64_t dflt) {
+  const char* v = std::getenv(name);
+  return v ? std::atoll(v) : dflt;
+}
+
 // Everything here depends on the shape only (never on the thread count).
 inline Plan make_plan(const ConvGeom& g) {
+  static const int64_t kCols = env_int("EMBER_CONV_COLS", 512);       // GEMM columns wanted
+  static const int64_t kTile = env_int("EMBER_CONV_TILE", 256);       // tile columns (nb == 1)
   Plan p;
   const int64_t P = g.OH * g.OW;
-  constexpr int64_t kCols = 512;  // aim for at least this many GEMM columns per call
   p.nb = P >= kCols ? 1 : std::min<int64_t>(g.N, (kCols + P - 1) / P);
   p.nb = std::max<int64_t>(p.nb, 1);
   p.nblk = (g.N + p.nb - 1) / p.nb;
   const int64_t work = 2 * g.N * g.OC * g.Cg() * g.KK() * P;
   p.threaded = p.nblk < 4 && work >= (int64_t(1) << 22);
+  p.rt = g.OH;
+  if (p.nb == 1 && !p.threaded) p.rt = std::min(g.OH, std::max<int64_t>(1, kTile / g.OW));
   p.pointwise = g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
                 g.pb == 0 && g.pr == 0 && g.OH == g.H && g.OW == g.W;
   return p;
@@ -169,38 +194,54 @@ void for_blocks(const Plan& p, int64_t cost_per_block, F&& body) {
   }
 }
 
+// Copies src rows of nbk samples (OCg rows of P each, sample stride OC*P) into one (OCg, nbk*P)
+// matrix.
+template <class T>
+void gather_rows(T* dst, const T* src, int64_t nbk, int64_t OCg, int64_t OC, int64_t P) {
+  const int64_t cols = nbk * P;
+  for (int64_t i = 0; i < nbk; ++i)
+    for (int64_t o = 0; o < OCg; ++o)
+      std::memcpy(dst + o * cols + i * P, src + (i * OC + o) * P, P * sizeof(T));
+}
+
 // out (N, OC, P) = W (OC, CgKK) @ im2col(img (N, C, HW)) [+ bias per OC]:
 // conv forward, and conv_transpose's input gradient.
 template <class T>
 void conv_side_from_image(T* out, const T* img, const T* w, const T* bias, const ConvGeom& g) {
   const Plan pl = make_plan(g);
-  const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg();
+  const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg(), OW = g.OW;
   const int64_t CgKK = Cg * g.KK(), C = g.C, OC = g.OC;
   for_blocks(pl, 2 * pl.nb * OC * CgKK * P, [&](int64_t blk, bool threaded) {
-    const int64_t n0 = blk * pl.nb, nbk = std::min(pl.nb, g.N - n0), cols = nbk * P;
+    const int64_t n0 = blk * pl.nb, nbk = std::min(pl.nb, g.N - n0);
     for (int64_t grp = 0; grp < g.G; ++grp) {
-      const T* col;
-      if (pl.pointwise && nbk == 1) {
-        col = img + (n0 * C + grp * Cg) * HW;
-      } else {
-        T* cb = scratch<T, 0>(CgKK * cols);
-        for (int64_t i = 0; i < nbk; ++i)
-          im2col(img + ((n0 + i) * C + grp * Cg) * HW, Cg, g, cb + i * P, cols);
-        col = cb;
-      }
       const T* wg = w + grp * OCg * CgKK;
+      const T* im = img + (n0 * C + grp * Cg) * HW;
       if (nbk == 1) {
         T* yg = out + (n0 * OC + grp * OCg) * P;
-        mm<T>(threaded, false, false, OCg, P, CgKK, wg, col, yg, false);
-        if (bias)
-          for (int64_t o = 0; o < OCg; ++o) {
-            const T bv = bias[grp * OCg + o];
-            T* r = yg + o * P;
-            for (int64_t q = 0; q < P; ++q) r[q] += bv;
+        for (int64_t oh0 = 0; oh0 < g.OH; oh0 += pl.rt) {
+          const int64_t oh1 = std::min(g.OH, oh0 + pl.rt), tc = (oh1 - oh0) * OW;
+          T* yt = yg + oh0 * OW;
+          if (pl.pointwise) {
+            mm<T>(threaded, false, false, OCg, tc, CgKK, wg, CgKK, im + oh0 * OW, HW, yt, P,
+                  false);
+          } else {
+            T* cb = scratch<T, 0>(CgKK * tc);
+            im2col(im, Cg, g, oh0, oh1, cb, tc);
+            mm<T>(threaded, false, false, OCg, tc, CgKK, wg, CgKK, cb, tc, yt, P, false);
           }
+          if (bias)
+            for (int64_t o = 0; o < OCg; ++o) {
+              const T bv = bias[grp * OCg + o];
+              T* r = yt + o * P;
+              for (int64_t q = 0; q < tc; ++q) r[q] += bv;
+            }
+        }
       } else {
+        const int64_t cols = nbk * P;
+        T* cb = scratch<T, 0>(CgKK * cols);
+        for (int64_t i = 0; i < nbk; ++i) im2col(im + i * C * HW, Cg, g, 0, g.OH, cb + i * P, cols);
         T* tmp = scratch<T, 1>(OCg * cols);
-        mm<T>(threaded, false, false, OCg, cols, CgKK, wg, col, tmp, false);
+        mm<T>(threaded, false, false, OCg, cols, CgKK, wg, CgKK, cb, cols, tmp, cols, false);
         for (int64_t i = 0; i < nbk; ++i)
           for (int64_t o = 0; o < OCg; ++o) {
             const T bv = bias ? bias[grp * OCg + o] : T(0);
@@ -218,37 +259,45 @@ void conv_side_from_image(T* out, const T* img, const T* w, const T* bias, const
 template <class T>
 void image_from_conv_side(T* img, const T* src, const T* w, const T* bias, const ConvGeom& g) {
   const Plan pl = make_plan(g);
-  const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg();
+  const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg(), OW = g.OW;
   const int64_t CgKK = Cg * g.KK(), C = g.C, OC = g.OC;
   for_blocks(pl, 2 * pl.nb * OC * CgKK * P, [&](int64_t blk, bool threaded) {
-    const int64_t n0 = blk * pl.nb, nbk = std::min(pl.nb, g.N - n0), cols = nbk * P;
+    const int64_t n0 = blk * pl.nb, nbk = std::min(pl.nb, g.N - n0);
     for (int64_t grp = 0; grp < g.G; ++grp) {
-      const T* sg;
-      if (nbk == 1) {
-        sg = src + (n0 * OC + grp * OCg) * P;
-      } else {
-        T* gb = scratch<T, 1>(OCg * cols);
-        for (int64_t i = 0; i < nbk; ++i)
-          for (int64_t o = 0; o < OCg; ++o)
-            std::memcpy(gb + o * cols + i * P, src + ((n0 + i) * OC + grp * OCg + o) * P,
-                        P * sizeof(T));
-        sg = gb;
-      }
       const T* wg = w + grp * OCg * CgKK;
-      if (pl.pointwise && nbk == 1) {
-        T* dst = img + (n0 * C + grp * Cg) * HW;
-        mm<T>(threaded, true, false, CgKK, cols, OCg, wg, sg, dst, false);
+      T* im = img + (n0 * C + grp * Cg) * HW;
+      const T* sg = src + (n0 * OC + grp * OCg) * P;
+      if (nbk == 1) {
+        if (!pl.pointwise) std::fill(im, im + Cg * HW, T(0));
+        for (int64_t oh0 = 0; oh0 < g.OH; oh0 += pl.rt) {
+          const int64_t oh1 = std::min(g.OH, oh0 + pl.rt), tc = (oh1 - oh0) * OW;
+          if (pl.pointwise) {
+            mm<T>(threaded, true, false, CgKK, tc, OCg, wg, CgKK, sg + oh0 * OW, P,
+                  im + oh0 * OW, HW, false);
+          } else {
+            T* cb = scratch<T, 0>(CgKK * tc);
+            mm<T>(threaded, true, false, CgKK, tc, OCg, wg, CgKK, sg + oh0 * OW, P, cb, tc,
+                  false);
+            col2im_add(cb, tc, Cg, g, oh0, oh1, im);
+          }
+        }
       } else {
+        const int64_t cols = nbk * P;
+        T* gb = scratch<T, 1>(OCg * cols);
+        gather_rows(gb, sg, nbk, OCg, OC, P);
         T* cb = scratch<T, 0>(CgKK * cols);
-        mm<T>(threaded, true, false, CgKK, cols, OCg, wg, sg, cb, false);
-        for (int64_t i = 0; i < nbk; ++i)
-          col2im(cb + i * P, cols, Cg, g, img + ((n0 + i) * C + grp * Cg) * HW);
+        mm<T>(threaded, true, false, CgKK, cols, OCg, wg, CgKK, gb, cols, cb, cols, false);
+        for (int64_t i = 0; i < nbk; ++i) {
+          T* imi = im + i * C * HW;
+          std::fill(imi, imi + Cg * HW, T(0));
+          col2im_add(cb + i * P, cols, Cg, g, 0, g.OH, imi);
+        }
       }
       if (bias)
         for (int64_t i = 0; i < nbk; ++i)
           for (int64_t c = 0; c < Cg; ++c) {
             const T bv = bias[grp * Cg + c];
-            T* r = img + ((n0 + i) * C + grp * Cg + c) * HW;
+            T* r = im + i * C * HW + c * HW;
             for (int64_t q = 0; q < HW; ++q) r[q] += bv;
           }
     }
@@ -257,12 +306,12 @@ void image_from_conv_side(T* img, const T* src, const T* w, const T* bias, const
 
 // dw (OC, CgKK) += sum_n src_n (OCg, P) @ im2col(img_n)^T, per group:
 // conv's weight gradient (src = dy, img = x) and conv_transpose's (src = x, img = dy).
-// Blocks are cut into at most kChunks chunks (by shape only); each chunk sums its blocks in order
-// into its own partial, and the partials are added into dw in chunk order.
+// Blocks are cut into at most kChunks chunks (by shape only); each chunk sums its blocks and tiles
+// in order into its own partial, and the partials are added into dw in chunk order.
 template <class T>
 void weight_grad(T* dw, const T* src, const T* img, const ConvGeom& g) {
   const Plan pl = make_plan(g);
-  const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg();
+  const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg(), OW = g.OW;
   const int64_t CgKK = Cg * g.KK(), C = g.C, OC = g.OC, WS = OC * CgKK;
   constexpr int64_t kChunks = 16;
   const int64_t nchunks = pl.threaded ? 1 : std::min(pl.nblk, kChunks);
@@ -273,29 +322,34 @@ void weight_grad(T* dw, const T* src, const T* img, const ConvGeom& g) {
     T* acc = part ? part + c * WS : dw;
     bool first = part != nullptr;
     for (int64_t blk = b0; blk < b1; ++blk) {
-      const int64_t n0 = blk * pl.nb, nbk = std::min(pl.nb, g.N - n0), cols = nbk * P;
+      const int64_t n0 = blk * pl.nb, nbk = std::min(pl.nb, g.N - n0);
       for (int64_t grp = 0; grp < g.G; ++grp) {
-        const T* sg;
+        const T* sg = src + (n0 * OC + grp * OCg) * P;
+        const T* im = img + (n0 * C + grp * Cg) * HW;
+        T* ag = acc + grp * OCg * CgKK;
         if (nbk == 1) {
-          sg = src + (n0 * OC + grp * OCg) * P;
+          for (int64_t oh0 = 0; oh0 < g.OH; oh0 += pl.rt) {
+            const int64_t oh1 = std::min(g.OH, oh0 + pl.rt), tc = (oh1 - oh0) * OW;
+            const bool add = !(first && oh0 == 0);
+            if (pl.pointwise) {
+              mm<T>(threaded, false, true, OCg, CgKK, tc, sg + oh0 * OW, P, im + oh0 * OW, HW,
+                    ag, CgKK, add);
+            } else {
+              T* cb = scratch<T, 0>(CgKK * tc);
+              im2col(im, Cg, g, oh0, oh1, cb, tc);
+              mm<T>(threaded, false, true, OCg, CgKK, tc, sg + oh0 * OW, P, cb, tc, ag, CgKK,
+                    add);
+            }
+          }
         } else {
+          const int64_t cols = nbk * P;
           T* gb = scratch<T, 1>(OCg * cols);
-          for (int64_t i = 0; i < nbk; ++i)
-            for (int64_t o = 0; o < OCg; ++o)
-              std::memcpy(gb + o * cols + i * P, src + ((n0 + i) * OC + grp * OCg + o) * P,
-                          P * sizeof(T));
-          sg = gb;
-        }
-        const T* col;
-        if (pl.pointwise && nbk == 1) {
-          col = img + (n0 * C + grp * Cg) * HW;
-        } else {
+          gather_rows(gb, sg, nbk, OCg, OC, P);
           T* cb = scratch<T, 0>(CgKK * cols);
           for (int64_t i = 0; i < nbk; ++i)
-            im2col(img + ((n0 + i) * C + grp * Cg) * HW, Cg, g, cb + i * P, cols);
-          col = cb;
+            im2col(im + i * C * HW, Cg, g, 0, g.OH, cb + i * P, cols);
+          mm<T>(threaded, false, true, OCg, CgKK, cols, gb, cols, cb, cols, ag, CgKK, !first);
         }
-        mm<T>(threaded, false, true, OCg, CgKK, cols, sg, col, acc + grp * OCg * CgKK, !first);
       }
       first = false;
     }
