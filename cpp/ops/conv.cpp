@@ -4,14 +4,21 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/gemm.h"
 #include "core/parallel.h"
+#include "ops/conv_gemm.h"
 
 namespace ember {
 
 namespace {
+
+inline int64_t env_int(const char* name, int64_t dflt) {
+  const char* v = std::getenv(name);
+  return v ? std::atoll(v) : dflt;
+}
 
 // ---- single-threaded row-major GEMM on Eigen (used inside our own parallel loop) -------------
 
@@ -53,8 +60,19 @@ void mm1(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t 
 template <class T>
 inline void mm(bool threaded, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A,
                int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, bool acc) {
-  if (threaded) gemm<T>(ta, tb, M, N, K, A, B, C, acc);
-  else mm1<T>(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc);
+  if (threaded) {
+    gemm<T>(ta, tb, M, N, K, A, B, C, acc);
+    return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    static const bool fast = conv_gemm_available() && env_int("EMBER_CONV_EIGEN", 0) == 0;
+    if (fast) {
+      conv_sgemm(M, N, K, A, ta ? 1 : lda, ta ? lda : 1, B, tb ? 1 : ldb, tb ? ldb : 1, C, ldc,
+                 acc);
+      return;
+    }
+  }
+  mm1<T>(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc);
 }
 
 // Per-thread scratch, grown as needed and kept for the next call (OpenMP threads persist).
@@ -156,11 +174,6 @@ struct Plan {
   bool threaded;    // true: blocks run serially, each GEMM threaded (few blocks, big work)
   bool pointwise;   // 1x1 kernel, stride 1, no padding: col is the image itself
 };
-
-inline int64_t env_int(const char* name, int64_t dflt) {
-  const char* v = std::getenv(name);
-  return v ? std::atoll(v) : dflt;
-}
 
 // Everything here depends on the shape only (never on the thread count).
 inline Plan make_plan(const ConvGeom& g) {
