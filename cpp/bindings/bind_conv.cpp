@@ -63,8 +63,10 @@ py::array conv_forward_py(const py::array& x, const py::array& w, const py::obje
     auto y = empty<T>(conv_output_shape(g, nd));
     T* yp = y.mutable_data();
     const T *xp = cptr<T>(x), *wp = cptr<T>(w), *bp = has_b ? cptr<T>(ba) : nullptr;
-    py::gil_scoped_release nogil;
-    conv2d_forward<T>(yp, xp, wp, bp, g);
+    {
+      py::gil_scoped_release nogil;
+      conv2d_forward<T>(yp, xp, wp, bp, g);
+    }
     return y;
   });
 }
@@ -123,8 +125,10 @@ py::array convt_forward_py(const py::array& x, const py::array& w, const py::obj
     auto y = empty<T>(conv_transpose_output_shape(g, nd));
     T* yp = y.mutable_data();
     const T *xp = cptr<T>(x), *wp = cptr<T>(w), *bp = has_b ? cptr<T>(ba) : nullptr;
-    py::gil_scoped_release nogil;
-    conv_transpose2d_forward<T>(yp, xp, wp, bp, g);
+    {
+      py::gil_scoped_release nogil;
+      conv_transpose2d_forward<T>(yp, xp, wp, bp, g);
+    }
     return y;
   });
 }

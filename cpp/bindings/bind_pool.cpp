@@ -80,8 +80,10 @@ py::array max_pool_backward_py(const py::array& dy, const py::array& indices,
     auto dx = empty<T>(input_shape);
     T* dxp = dx.mutable_data();
     const T* dyp = cptr<T>(dy);
-    py::gil_scoped_release nogil;
-    max_pool2d_backward<T>(dxp, dyp, ip, g);
+    {
+      py::gil_scoped_release nogil;
+      max_pool2d_backward<T>(dxp, dyp, ip, g);
+    }
     return dx;
   });
 }
@@ -99,8 +101,10 @@ py::array avg_pool_forward_py(const py::array& x, const IntVec& kernel, const In
     auto y = empty<T>(pool_output_shape(g, nd));
     T* yp = y.mutable_data();
     const T* xp = cptr<T>(x);
-    py::gil_scoped_release nogil;
-    avg_pool2d_forward<T>(yp, xp, g, count_include_pad, divisor_override);
+    {
+      py::gil_scoped_release nogil;
+      avg_pool2d_forward<T>(yp, xp, g, count_include_pad, divisor_override);
+    }
     return y;
   });
 }
@@ -120,8 +124,10 @@ py::array avg_pool_backward_py(const py::array& dy, const Shape& input_shape,
     auto dx = empty<T>(input_shape);
     T* dxp = dx.mutable_data();
     const T* dyp = cptr<T>(dy);
-    py::gil_scoped_release nogil;
-    avg_pool2d_backward<T>(dxp, dyp, g, count_include_pad, divisor_override);
+    {
+      py::gil_scoped_release nogil;
+      avg_pool2d_backward<T>(dxp, dyp, g, count_include_pad, divisor_override);
+    }
     return dx;
   });
 }
@@ -136,8 +142,10 @@ py::array adaptive_avg_forward_py(const py::array& x, const IntVec& output_size,
     auto y = empty<T>(pool_output_shape(g, nd));
     T* yp = y.mutable_data();
     const T* xp = cptr<T>(x);
-    py::gil_scoped_release nogil;
-    adaptive_avg_pool2d_forward<T>(yp, xp, g);
+    {
+      py::gil_scoped_release nogil;
+      adaptive_avg_pool2d_forward<T>(yp, xp, g);
+    }
     return y;
   });
 }
@@ -154,8 +162,10 @@ py::array adaptive_avg_backward_py(const py::array& dy, const Shape& input_shape
     auto dx = empty<T>(input_shape);
     T* dxp = dx.mutable_data();
     const T* dyp = cptr<T>(dy);
-    py::gil_scoped_release nogil;
-    adaptive_avg_pool2d_backward<T>(dxp, dyp, g);
+    {
+      py::gil_scoped_release nogil;
+      adaptive_avg_pool2d_backward<T>(dxp, dyp, g);
+    }
     return dx;
   });
 }
