@@ -22,23 +22,26 @@ int64 = np.dtype(np.int64)
 
 
 def _as_array(x, dtype=None) -> np.ndarray:
-    """ndarray for x: float data becomes float32 unless dtype says otherwise; ints stay int64."""
+    """ndarray for x: float data becomes float32 unless dtype says otherwise; ints stay int64.
+
+    np.asarray(order="C"), not np.ascontiguousarray: the latter turns 0-d data into shape (1,).
+    """
     if isinstance(x, Tensor):
         x = x.data
     if dtype is not None:
-        return np.ascontiguousarray(x, dtype=dtype)
+        return np.asarray(x, dtype=dtype, order="C")
     a = np.asarray(x)
     if a.dtype == np.float32:
-        return np.ascontiguousarray(a)
+        return np.asarray(a, order="C")
     if a.dtype.kind in "fc":
-        return np.ascontiguousarray(a, dtype=np.float32)
+        return np.asarray(a, order="C", dtype=np.float32)
     if a.dtype.kind in "iu":
-        return np.ascontiguousarray(a, dtype=np.int64)
+        return np.asarray(a, order="C", dtype=np.int64)
     if a.dtype == np.bool_:
-        return np.ascontiguousarray(a)
+        return np.asarray(a, order="C")
     if a.dtype == object:
         raise TypeError(f"tensor: cannot make a tensor from {type(x).__name__} data")
-    return np.ascontiguousarray(a, dtype=np.float32)
+    return np.asarray(a, order="C", dtype=np.float32)
 
 
 class Tensor:
@@ -46,6 +49,9 @@ class Tensor:
     __array_priority__ = 1000
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, _node: Node | None = None):
+        if isinstance(data, np.generic):
+            # numpy ops on 0-d arrays return numpy scalars: keep them 0-d arrays of their dtype
+            data = np.asarray(data)
         if isinstance(data, np.ndarray) and dtype is None and data.dtype.kind in "fiub" \
                 and data.flags.c_contiguous and data.dtype != np.float16:
             arr = data if data.dtype != np.int32 else data.astype(np.int64)
@@ -667,7 +673,8 @@ def sum(a: Tensor, axis=None, keepdims=False) -> Tensor:
     out = np.asarray(a.data.sum(axis=ax, keepdims=keepdims))
 
     def backward(g):
-        return (np.ascontiguousarray(_expand_back(g, a.shape, ax, keepdims)),)
+        # reshape: np.ascontiguousarray turns a 0-d array into shape (1,)
+        return (np.ascontiguousarray(_expand_back(g, a.shape, ax, keepdims)).reshape(a.shape),)
     return make_result(out, (a,), backward, "SumBackward")
 
 
@@ -677,7 +684,8 @@ def mean(a: Tensor, axis=None, keepdims=False) -> Tensor:
     n = a.data.size if ax is None else int(np.prod([a.shape[i] for i in ax]))
 
     def backward(g):
-        return (np.ascontiguousarray(_expand_back(g / max(n, 1), a.shape, ax, keepdims)),)
+        return (np.ascontiguousarray(_expand_back(g / max(n, 1), a.shape, ax, keepdims))
+                .reshape(a.shape),)
     return make_result(out, (a,), backward, "MeanBackward")
 
 
