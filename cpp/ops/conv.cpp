@@ -389,8 +389,9 @@ void weight_grad(T* dw, const T* src, const T* img, const ConvGeom& g) {
     });
   }
   if (part) {
-    // Fixed-order reduction of the partials, split over weight elements.
-    parallel_for(WS, nchunks, [&](int64_t e0, int64_t e1) {
+    // Fixed-order reduction of the partials, split over weight elements (a memory-bound pass:
+    // only large weights are worth a parallel region).
+    parallel_for(WS, WS * nchunks >= kConvParallelWork ? nchunks : 1, [&](int64_t e0, int64_t e1) {
       for (int64_t e = e0; e < e1; ++e) {
         T s = part[e];
         for (int64_t c = 1; c < nchunks; ++c) s += part[c * WS + e];
@@ -404,7 +405,9 @@ void weight_grad(T* dw, const T* src, const T* img, const ConvGeom& g) {
 // fixed order.
 template <class T>
 void channel_sum(T* db, const T* data, int64_t N, int64_t Ch, int64_t S) {
-  parallel_for(Ch, N * S, [&](int64_t c0, int64_t c1) {
+  // Memory-bound: a parallel region pays only for large gradients.
+  const int64_t cost = N * Ch * S >= kConvParallelWork ? N * S : 1;
+  parallel_for(Ch, cost, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       T total = 0;
       for (int64_t n = 0; n < N; ++n) {
