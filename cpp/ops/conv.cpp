@@ -185,7 +185,10 @@ inline Plan make_plan(const ConvGeom& g) {
   p.nb = std::max<int64_t>(p.nb, 1);
   p.nblk = (g.N + p.nb - 1) / p.nb;
   const int64_t work = 2 * g.N * g.OC * g.Cg() * g.KK() * P;
-  p.threaded = p.nblk < 4 && work >= (int64_t(1) << 22);
+  // Threaded GEMMs need a whole sample's columns at once: only while that stays moderate
+  // (<= 4M entries); beyond it, tiles keep the scratch small and threads go over samples.
+  p.threaded = p.nblk < 4 && work >= (int64_t(1) << 22) &&
+               g.Cg() * g.KK() * P <= (int64_t(1) << 22);
   p.rt = g.OH;
   if (p.nb == 1 && !p.threaded) p.rt = std::min(g.OH, std::max<int64_t>(1, kTile / g.OW));
   p.pointwise = g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
