@@ -10,9 +10,14 @@ namespace ember {
 
 namespace {
 
-// Runs f(plane) over all N*C planes in parallel; cost is per plane.
+// Pooling is memory-bound: below this much work (elements touched) a parallel region costs more
+// than it saves on the 2-core machines, so small pools stay on the calling thread.
+constexpr int64_t kPoolParallelWork = int64_t(1) << 21;
+
+// Runs f(plane) over all N*C planes, in parallel when large; cost is per plane.
 template <class F>
 void for_planes(const PoolGeom& g, int64_t cost, F&& f) {
+  if (g.N * g.C * cost < kPoolParallelWork) cost = 1;  // below parallel_for's threshold
   parallel_for(g.N * g.C, cost, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) f(p);
   });
