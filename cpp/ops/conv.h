@@ -8,11 +8,15 @@
 // memory, (Cin_t = OC, OC_t/G = Cg, KH, KW).
 //
 // Method: im2col + GEMM per block of samples (several small samples share one GEMM so that tiny
-// convolutions still run at GEMM speed), col2im for the input-side gradients. One level of
-// parallelism: over sample blocks with single-threaded GEMMs, or (when there are too few blocks,
-// decided by the shape only) serially over blocks with ember::gemm's threaded GEMM. Weight
-// gradients are reduced over a fixed number of sample chunks in a fixed order, so every result is
-// bitwise identical at any thread count.
+// convolutions still run at GEMM speed; a large sample is cut into tiles of output rows so that
+// its im2col stays in L2), col2im for the input-side gradients. float GEMMs run on an AVX2/FMA
+// 6x16 micro-kernel (ops/conv_gemm), double ones on Eigen. One level of parallelism: over sample
+// blocks with single-threaded GEMMs, or (too few blocks, decided by the shape only) serially over
+// blocks with ember::gemm's threaded GEMM; convolutions under 16 Mflop stay single-threaded.
+// Weight gradients are reduced over a fixed number of sample chunks in a fixed order, so every
+// result is bitwise identical at any thread count. Per-thread scratch is reused across calls.
+// Tuning knobs (read once; for experiments): EMBER_CONV_TILE (tile columns, 256),
+// EMBER_CONV_COLS (GEMM columns per sample block, 512), EMBER_CONV_EIGEN=1 (Eigen for float too).
 //
 // Parameter gradients accumulate (+=); input gradients overwrite (=). Null pointers skip a grad.
 #pragma once
