@@ -1,1 +1,119 @@
-__all__ = []
+"""Convolutions: conv1d, conv2d, conv_transpose1d/2d. Forward and backward are one C++ call each
+(im2col + GEMM, threaded over sample blocks); output sizes and padding are resolved in C++."""
+import numpy as np
+
+from .. import _core
+from ..tensor import Tensor, as_tensor, make_result
+
+__all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
+
+
+def _ints(name, op, v):
+    """An int or a tuple/list of ints as a list (per-dimension broadcast happens in C++)."""
+    if isinstance(v, (tuple, list)):
+        out = list(v)
+    else:
+        out = [v]
+    for a in out:
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+            raise TypeError(f"{op}: {name} must be an int or a tuple of ints, got {v!r}")
+    return [int(a) for a in out]
+
+
+def _padding(op, padding):
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"{op}: padding must be an int, a tuple, 'same' or 'valid', got "
+                             f"{padding!r}")
+        return [0], padding
+    return _ints("padding", op, padding), ""
+
+
+def _grad_target(p):
+    """Where a parameter's gradient goes: a leaf's .grad (accumulated in place by the kernel,
+    nothing returned) or a fresh zero buffer returned to autograd. (buffer, returned)."""
+    if p is None or not p.requires_grad:
+        return None, None
+    if p._node is None:
+        if p.grad is None:
+            p.grad = Tensor(np.zeros_like(p.data))
+        return p.grad.data, None
+    buf = np.zeros_like(p.data)
+    return buf, buf
+
+
+def _prepare(op, input, weight, bias):
+    x, w = as_tensor(input), as_tensor(weight)
+    b = as_tensor(bias) if bias is not None else None
+    if not isinstance(input, Tensor) and x.data.dtype != w.data.dtype and x.data.dtype.kind == "f":
+        x = Tensor(x.data.astype(w.data.dtype))
+    return x, w, b
+
+
+def _conv(nd, input, weight, bias, stride, padding, dilation, groups):
+    op = "conv1d" if nd == 1 else "conv2d"
+    x, w, b = _prepare(op, input, weight, bias)
+    st = _ints("stride", op, stride)
+    dl = _ints("dilation", op, dilation)
+    pad, mode = _padding(op, padding)
+    groups = int(groups)
+    y = _core.conv_forward(x.data, w.data, None if b is None else b.data, st, pad, dl, groups,
+                           mode, nd)
+
+    def backward(g):
+        dw, gw = _grad_target(w)
+        db, gb = _grad_target(b)
+        gx = _core.conv_backward(np.ascontiguousarray(g), x.data, w.data, st, pad, dl, groups,
+                                 mode, nd, x.requires_grad, dw, db)
+        return gx, gw, gb
+
+    return make_result(y, (x, w, b), backward, "Conv1dBackward" if nd == 1 else "Conv2dBackward")
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """1-D convolution. input (N, C, L), weight (OC, C/groups, K), bias (OC,).
+    padding: int, (p,), 'same' or 'valid'."""
+    return _conv(1, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """2-D convolution. input (N, C, H, W), weight (OC, C/groups, KH, KW), bias (OC,).
+    padding: int, (ph, pw), 'same' or 'valid'."""
+    return _conv(2, input, weight, bias, stride, padding, dilation, groups)
+
+
+def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups, dilation):
+    op = "conv_transpose1d" if nd == 1 else "conv_transpose2d"
+    x, w, b = _prepare(op, input, weight, bias)
+    st = _ints("stride", op, stride)
+    pad = _ints("padding", op, padding)
+    opad = _ints("output_padding", op, output_padding)
+    dl = _ints("dilation", op, dilation)
+    groups = int(groups)
+    y = _core.conv_transpose_forward(x.data, w.data, None if b is None else b.data, st, pad, opad,
+                                     dl, groups, nd)
+
+    def backward(g):
+        dw, gw = _grad_target(w)
+        db, gb = _grad_target(b)
+        gx = _core.conv_transpose_backward(np.ascontiguousarray(g), x.data, w.data, st, pad,
+                                           opad, dl, groups, nd, x.requires_grad, dw, db)
+        return gx, gw, gb
+
+    return make_result(y, (x, w, b), backward,
+                       "ConvTranspose1dBackward" if nd == 1 else "ConvTranspose2dBackward")
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1) -> Tensor:
+    """Transposed 1-D convolution. input (N, C, L), weight (C, OC/groups, K), bias (OC,)."""
+    return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups,
+                           dilation)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1) -> Tensor:
+    """Transposed 2-D convolution (torch's argument order). input (N, C, H, W),
+    weight (C, OC/groups, KH, KW), bias (OC,)."""
+    return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups,
+                           dilation)

@@ -1,0 +1,47 @@
+// ember/ops/conv: 2-D convolution (conv1d is the H = 1 case) and transposed convolution.
+//
+// Dimension legend (ConvGeom, core/shapes_conv.h), always from the forward convolution's side:
+//   N batch, C input channels, H x W input, OC output channels, OH x OW output, KH x KW kernel,
+//   G groups (Cg = C/G, OCg = OC/G), P = OH*OW, weight (OC, Cg, KH, KW).
+// conv_transpose2d is the adjoint of that convolution: its input is the conv's output side
+// (N, OC, OH, OW) and its output the conv's input side (N, C, H, W); weight layout is the same
+// memory, (Cin_t = OC, OC_t/G = Cg, KH, KW).
+//
+// Method: im2col + GEMM per block of samples (several small samples share one GEMM so that tiny
+// convolutions still run at GEMM speed; a large sample is cut into tiles of output rows so that
+// its im2col stays in L2), col2im for the input-side gradients. float GEMMs run on an AVX2/FMA
+// 6x16 micro-kernel (ops/conv_gemm), double ones on Eigen. One level of parallelism: over sample
+// blocks with single-threaded GEMMs, or (too few blocks, decided by the shape only) serially over
+// blocks with ember::gemm's threaded GEMM; convolutions under 16 Mflop stay single-threaded.
+// Weight gradients are reduced over a fixed number of sample chunks in a fixed order, so every
+// result is bitwise identical at any thread count. Per-thread scratch is reused across calls.
+// Tuning knobs (read once; for experiments): EMBER_CONV_TILE (tile columns, 256),
+// EMBER_CONV_COLS (GEMM columns per sample block, 512), EMBER_CONV_EIGEN=1 (Eigen for float too).
+//
+// Parameter gradients accumulate (+=); input gradients overwrite (=). Null pointers skip a grad.
+#pragma once
+
+#include "core/shapes_conv.h"
+
+namespace ember {
+
+// y (N, OC, OH, OW) = conv(x (N, C, H, W), w) + b ; b may be null.
+template <class T>
+void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g);
+
+// dx (N, C, H, W) = conv^T(dy)      (overwrite)
+// dw (OC, Cg, KH, KW) += dy * x     (accumulate)
+// db (OC) += sum dy                 (accumulate)
+template <class T>
+void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const ConvGeom& g);
+
+// y (N, C, H, W) = conv^T(x (N, OC, OH, OW), w) + b (C) ; b may be null.
+template <class T>
+void conv_transpose2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g);
+
+// dx (N, OC, OH, OW) = conv(dy) (overwrite); dw += ; db (C) += .
+template <class T>
+void conv_transpose2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
+                               const ConvGeom& g);
+
+}  // namespace ember

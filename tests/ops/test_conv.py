@@ -1,0 +1,250 @@
+"""conv1d, conv2d, conv_transpose1d/2d: gradchecks, torch grid, accumulate rule, threads, errors,
+and the Conv layers."""
+import numpy as np
+import pytest
+
+import ember as em
+from ember import functional as F
+from ember import nn
+from helpers import compare_torch, gradcheck
+
+rng = np.random.default_rng(0)
+
+
+def R(*s):
+    return rng.standard_normal(s)
+
+
+# ---- float64 finite differences ------------------------------------------------------------
+
+@pytest.mark.parametrize("kw", [
+    dict(),
+    dict(stride=2, padding=1),
+    dict(stride=(2, 1), padding=(0, 2), dilation=(2, 1)),
+    dict(padding="same", dilation=2),
+])
+def test_conv2d_gradcheck(kw):
+    gradcheck(lambda x, w, b: F.conv2d(x, w, b, **kw), R(2, 2, 5, 4), R(3, 2, 3, 2), R(3))
+
+
+def test_conv2d_gradcheck_groups():
+    gradcheck(lambda x, w, b: F.conv2d(x, w, b, groups=2, padding=1), R(2, 4, 4, 4),
+              R(4, 2, 3, 3), R(4))
+    gradcheck(lambda x, w: F.conv2d(x, w, groups=3, stride=2), R(1, 3, 5, 5), R(6, 1, 2, 2))
+
+
+def test_conv1d_gradcheck():
+    gradcheck(lambda x, w, b: F.conv1d(x, w, b, stride=2, padding=2, dilation=2), R(3, 2, 9),
+              R(4, 2, 3), R(4))
+
+
+@pytest.mark.parametrize("kw", [dict(stride=2, padding=1, output_padding=1),
+                                dict(stride=(1, 2), groups=2, dilation=(2, 1))])
+def test_conv_transpose2d_gradcheck(kw):
+    gradcheck(lambda x, w, b: F.conv_transpose2d(x, w, b, **kw), R(2, 4, 3, 4), R(4, 2, 3, 2),
+              R(2 * (2 if kw.get("groups") else 1)))
+
+
+def test_conv_transpose1d_gradcheck():
+    gradcheck(lambda x, w, b: F.conv_transpose1d(x, w, b, stride=3, padding=1), R(2, 3, 4),
+              R(3, 2, 4), R(2))
+
+
+# ---- against torch --------------------------------------------------------------------------
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+CONV2D_GRID = [
+    # (x shape, w shape, kwargs)
+    ((2, 3, 8, 8), (4, 3, 3, 3), dict(padding=1)),
+    ((2, 3, 9, 7), (4, 3, 2, 2), dict(stride=3)),                     # stride > kernel
+    ((1, 3, 7, 9), (5, 3, 3, 5), dict(padding=(2, 3))),               # pad >= k/2, non-square
+    ((2, 4, 11, 10), (6, 4, 3, 3), dict(dilation=2, padding=1)),
+    ((2, 4, 8, 8), (4, 1, 3, 3), dict(groups=4, padding=1)),          # depthwise
+    ((2, 6, 8, 7), (9, 2, 3, 3), dict(groups=3, stride=2)),           # grouped
+    ((1, 8, 5, 5), (3, 8, 1, 1), dict()),                             # 1x1 kernel, batch 1
+    ((3, 8, 5, 5), (3, 8, 1, 1), dict(stride=2)),                     # strided 1x1
+    ((2, 3, 13, 11), (4, 3, 4, 2), dict(padding="same")),              # same, even kernel
+    ((2, 3, 9, 9), (4, 3, 3, 3), dict(padding="valid")),
+    ((40, 2, 6, 6), (3, 2, 3, 3), dict(padding=1)),                   # many small samples
+    ((2, 4, 40, 41), (5, 4, 3, 3), dict(padding=1)),                  # large plane: tiled
+    ((1, 16, 48, 48), (16, 16, 3, 3), dict(padding=1)),               # few samples, big work
+]
+
+
+@pytest.mark.parametrize("xs,ws,kw", CONV2D_GRID)
+def test_conv2d_vs_torch(xs, ws, kw):
+    compare_torch(lambda x, w, b: F.conv2d(x, w, b, **kw),
+                  lambda x, w, b: TF.conv2d(x, w, b, **kw), R(*xs), R(*ws), R(ws[0]),
+                  atol=2e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("xs,ws,kw", [
+    ((4, 3, 20), (5, 3, 5), dict(padding=2)),
+    ((100, 1, 40), (8, 1, 5), dict(padding=2)),
+    ((3, 4, 17), (6, 2, 3), dict(stride=2, padding=1, groups=2)),
+    ((1, 4, 9), (4, 1, 4), dict(padding="same", dilation=2, groups=4)),
+    ((2, 3, 10), (2, 3, 1), dict()),
+])
+def test_conv1d_vs_torch(xs, ws, kw):
+    compare_torch(lambda x, w, b: F.conv1d(x, w, b, **kw),
+                  lambda x, w, b: TF.conv1d(x, w, b, **kw), R(*xs), R(*ws), R(ws[0]),
+                  atol=2e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("xs,ws,kw", [
+    ((2, 4, 5, 5), (4, 3, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    ((1, 4, 4, 6), (4, 2, 2, 3), dict(stride=(2, 3), output_padding=(1, 2))),
+    ((3, 6, 5, 4), (6, 2, 3, 3), dict(groups=3, padding=1)),
+    ((2, 4, 5, 5), (4, 3, 3, 3), dict(dilation=2, stride=2, output_padding=1)),
+    ((2, 8, 3, 3), (8, 4, 1, 1), dict()),
+])
+def test_conv_transpose2d_vs_torch(xs, ws, kw):
+    oc = ws[1] * kw.get("groups", 1)
+    compare_torch(lambda x, w, b: F.conv_transpose2d(x, w, b, **kw),
+                  lambda x, w, b: TF.conv_transpose2d(x, w, b, **kw), R(*xs), R(*ws), R(oc),
+                  atol=2e-4, rtol=1e-4)
+
+
+def test_conv_no_bias_and_input_only_grad():
+    x, w = R(2, 3, 6, 6), R(4, 3, 3, 3)
+    compare_torch(lambda x, w: F.conv2d(x, w, padding=1), lambda x, w: TF.conv2d(x, w, padding=1),
+                  x, w, atol=2e-4, rtol=1e-4, wrt=[0])
+    compare_torch(lambda x, w: F.conv2d(x, w, padding=1), lambda x, w: TF.conv2d(x, w, padding=1),
+                  x, w, atol=2e-4, rtol=1e-4, wrt=[1])
+
+
+# ---- accumulate / overwrite rule ------------------------------------------------------------
+
+def test_param_grads_accumulate_input_grad_overwrites():
+    x = em.tensor(R(2, 3, 6, 6), requires_grad=True)
+    w = em.tensor(R(4, 3, 3, 3), requires_grad=True)
+    b = em.tensor(R(4), requires_grad=True)
+    F.conv2d(x, w, b, padding=1).sum().backward()
+    gx, gw, gb = x.grad.numpy().copy(), w.grad.numpy().copy(), b.grad.numpy().copy()
+    F.conv2d(x, w, b, padding=1).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), 2 * gw, rtol=1e-5)
+    np.testing.assert_allclose(b.grad.numpy(), 2 * gb, rtol=1e-5)
+    np.testing.assert_allclose(x.grad.numpy(), 2 * gx, rtol=1e-5)  # leaf .grad accumulates too
+    # The kernel itself: grad_weight/grad_bias buffers are added into, grad_input is fresh.
+    from ember import _core
+    dw = np.ones((4, 3, 3, 3), np.float32)
+    db = np.ones(4, np.float32)
+    g = np.ones((2, 4, 6, 6), np.float32)
+    dx = _core.conv_backward(g, x.data, w.data, [1], [1], [1], 1, "", 2, True, dw, db)
+    np.testing.assert_allclose(dw, 1 + gw, rtol=1e-5)
+    np.testing.assert_allclose(db, 1 + gb, rtol=1e-5)
+    np.testing.assert_allclose(dx, gx, rtol=1e-5)
+
+
+def test_weight_used_twice_sums_grads():
+    x = R(2, 3, 5, 5)
+    w = em.tensor(R(3, 3, 3, 3), requires_grad=True)
+    h = F.conv2d(F.conv2d(x, w, padding=1), w, padding=1)
+    h.sum().backward()
+    tw = torch.tensor(w.numpy(), requires_grad=True)
+    tx = torch.tensor(x, dtype=torch.float32)
+    TF.conv2d(TF.conv2d(tx, tw, padding=1), tw, padding=1).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-4, atol=1e-3)
+
+
+# ---- threads --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("xs,ws,kw", [
+    ((16, 8, 20, 20), (16, 8, 3, 3), dict(padding=1)),        # parallel over samples, tiled
+    ((64, 6, 14, 14), (16, 6, 5, 5), dict()),                  # blocked samples
+    ((2, 16, 40, 40), (16, 16, 3, 3), dict(padding=1)),       # threaded GEMM mode
+    ((8, 16, 12, 12), (16, 1, 3, 3), dict(groups=16)),        # depthwise
+])
+def test_bitwise_same_at_1_and_2_threads(xs, ws, kw):
+    x, w, b = (R(*xs).astype(np.float32), R(*ws).astype(np.float32),
+               R(ws[0]).astype(np.float32))
+    g = R(*TF.conv2d(torch.tensor(x), torch.tensor(w), **kw).shape).astype(np.float32)
+    prev = em.get_num_threads()
+    results = []
+    try:
+        for nt in (1, 2):
+            em.set_num_threads(nt)
+            ex, ew, eb = (em.tensor(a, requires_grad=True) for a in (x, w, b))
+            y = F.conv2d(ex, ew, eb, **kw)
+            y.backward(g)
+            yt = F.conv_transpose2d(y.detach(), ew.detach(), None, **kw)
+            results.append([y.numpy(), ex.grad.numpy(), ew.grad.numpy(), eb.grad.numpy(),
+                            yt.numpy()])
+    finally:
+        em.set_num_threads(prev)
+    for a, b2 in zip(*results):
+        assert np.array_equal(a, b2)
+
+
+# ---- errors ---------------------------------------------------------------------------------
+
+def test_errors():
+    x = np.zeros((2, 3, 8, 8), np.float32)
+    with pytest.raises(ValueError, match=r"conv2d.*\(2, 4, 8, 8\).*\(5, 3, 3, 3\)"):
+        F.conv2d(np.zeros((2, 4, 8, 8), np.float32), np.zeros((5, 3, 3, 3), np.float32))
+    with pytest.raises(ValueError, match=r"conv2d.*kernel size.*larger than the padded input"):
+        F.conv2d(np.zeros((1, 3, 4, 4), np.float32), np.zeros((2, 3, 5, 5), np.float32))
+    with pytest.raises(ValueError, match=r"conv2d.*not divisible by groups=2"):
+        F.conv2d(np.zeros((1, 3, 4, 4), np.float32), np.zeros((2, 1, 3, 3), np.float32),
+                 groups=2)
+    with pytest.raises(ValueError, match=r"conv2d: expected a 4-D input.*\(3, 8, 8\)"):
+        F.conv2d(np.zeros((3, 8, 8), np.float32), np.zeros((2, 3, 3, 3), np.float32))
+    with pytest.raises(ValueError, match=r"Conv2d: expected a 4-D input.*\(3, 8, 8\)"):
+        nn.Conv2d(3, 2, 3)(np.zeros((3, 8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"conv1d: expected a 3-D input"):
+        F.conv1d(x, np.zeros((2, 3, 3), np.float32))
+    with pytest.raises(ValueError, match=r"conv2d: bias shape \(3,\)"):
+        F.conv2d(x, np.zeros((2, 3, 3, 3), np.float32), np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match=r"strided"):
+        F.conv2d(x, np.zeros((2, 3, 3, 3), np.float32), stride=2, padding="same")
+    with pytest.raises(ValueError, match=r"padding must be"):
+        F.conv2d(x, np.zeros((2, 3, 3, 3), np.float32), padding="full")
+    with pytest.raises(ValueError, match=r"stride must be >= 1"):
+        F.conv2d(x, np.zeros((2, 3, 3, 3), np.float32), stride=0)
+    with pytest.raises(ValueError, match=r"conv_transpose2d.*output_padding"):
+        F.conv_transpose2d(x, np.zeros((3, 2, 3, 3), np.float32), stride=2, output_padding=2)
+    with pytest.raises(ValueError, match=r"conv_transpose2d.*input shape"):
+        F.conv_transpose2d(x, np.zeros((4, 2, 3, 3), np.float32))
+    with pytest.raises(TypeError, match=r"conv2d.*float32 or float64.*int64"):
+        F.conv2d(em.Tensor(np.zeros((1, 3, 4, 4), np.int64)), np.zeros((2, 3, 3, 3), np.float32))
+    with pytest.raises(ValueError, match=r"divisible by groups"):
+        nn.Conv2d(3, 4, 3, groups=2)
+
+
+# ---- layers ---------------------------------------------------------------------------------
+
+def test_conv_layers_match_torch_via_state_dict():
+    for em_l, th_l, xs in [
+        (nn.Conv2d(3, 6, (3, 5), stride=(1, 2), padding=(1, 2), groups=3),
+         torch.nn.Conv2d(3, 6, (3, 5), stride=(1, 2), padding=(1, 2), groups=3), (2, 3, 9, 11)),
+        (nn.Conv1d(4, 8, 3, padding="same", dilation=2, bias=False),
+         torch.nn.Conv1d(4, 8, 3, padding="same", dilation=2, bias=False), (3, 4, 12)),
+        (nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2),
+         torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2),
+         (2, 4, 5, 5)),
+        (nn.ConvTranspose1d(3, 2, 4, stride=2), torch.nn.ConvTranspose1d(3, 2, 4, stride=2),
+         (2, 3, 6)),
+    ]:
+        for name, p in em_l.named_parameters():
+            assert p.shape == tuple(getattr(th_l, name).shape), name
+        with torch.no_grad():
+            for name, p in em_l.named_parameters():
+                getattr(th_l, name).copy_(torch.tensor(p.numpy()))
+        x = R(*xs).astype(np.float32)
+        np.testing.assert_allclose(em_l(x).numpy(), th_l(torch.tensor(x)).detach().numpy(),
+                                   atol=1e-5, rtol=1e-4)
+        assert repr(em_l) == repr(th_l)
+
+
+def test_conv_default_init_bounds():
+    em.manual_seed(0)
+    m = nn.Conv2d(8, 4, 3)
+    bound = 1 / np.sqrt(8 * 9)
+    assert np.abs(m.weight.numpy()).max() <= bound + 1e-7
+    assert np.abs(m.bias.numpy()).max() <= bound + 1e-7
+    assert m.weight.numpy().std() > bound / 3
+    m = nn.ConvTranspose2d(4, 6, 3, groups=2)
+    assert m.weight.shape == (4, 3, 3, 3)
+    assert np.abs(m.bias.numpy()).max() <= 1 / np.sqrt(3 * 9) + 1e-7
