@@ -21,9 +21,18 @@ With ``--compare-torch`` the same model (same initial weights, copied through st
 same data, batches, optimizer, clipping, number of steps and thread count are trained with torch
 as well, and both accuracies and training times are printed side by side.
 
+A run (1 thread each, 2-core machine shared with other jobs, load average about 6):
+                      test acc train time  ms/step last loss
+    ember                89.4%      21.9s     3.64    0.0142
+    torch 2.13.0+cpu     90.4%     124.9s    20.82    0.0033
+    ember / torch training time: 0.18
+Both runs start from the same weights and see the same batches: at step 1,000 both have loss
+0.170 and 88.5% test accuracy; later, float rounding differences grow apart (the test accuracy
+of either moves between 88.5% and 91.4% from one 1,000-step checkpoint to the next).
+
     python examples/mnist1d_gru.py                     # 6,000 steps
     python examples/mnist1d_gru.py --compare-torch     # ... and the same run with torch
-    python examples/mnist1d_gru.py --ci                # 400 steps; exits non-zero below 60%
+    python examples/mnist1d_gru.py --ci                # 800 steps; exits non-zero below 75%
 """
 import argparse
 import os
@@ -150,24 +159,24 @@ def train_torch(state, data, a):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ci", action="store_true",
-                    help="reduced run for CI: 400 steps, quiet, assert --min-acc")
-    ap.add_argument("--steps", type=int, default=None, help="Adam steps (default 6000; CI 400)")
+                    help="reduced run for CI: 800 steps, quiet, assert --min-acc")
+    ap.add_argument("--steps", type=int, default=None, help="Adam steps (default 6000; CI 800)")
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--lr", type=float, default=1e-2)
     ap.add_argument("--clip", type=float, default=1.0, help="max gradient norm")
     ap.add_argument("--threads", type=int, default=1,
                     help="threads for ember and torch alike (the layers are tiny: 1 is fastest)")
     ap.add_argument("--min-acc", type=float, default=None,
-                    help="fail (exit 1) below this test accuracy (default: 0.6 with --ci)")
+                    help="fail (exit 1) below this test accuracy (default: 0.75 with --ci)")
     ap.add_argument("--compare-torch", action="store_true",
                     help="also train the same model with torch, when it is importable")
     ap.add_argument("--print-every", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--out", default=os.path.join(HERE, "out"))
     a = ap.parse_args(argv)
-    a.steps = a.steps or (400 if a.ci else 6000)
+    a.steps = a.steps or (800 if a.ci else 6000)
     a.verbose = not a.ci
-    min_acc = a.min_acc if a.min_acc is not None else (0.6 if a.ci else None)
+    min_acc = a.min_acc if a.min_acc is not None else (0.75 if a.ci else None)
 
     data = load_data(a.out)
     em.manual_seed(a.seed)

@@ -1,5 +1,6 @@
-"""examples/mnist1d_gru.py --ci: a bidirectional GRU trained for 400 steps on MNIST-1D must reach
-well above chance (10%) test accuracy; the example itself exits non-zero below 60%."""
+"""examples/mnist1d_gru.py --ci: a bidirectional GRU trained for 800 steps on MNIST-1D must reach
+well above chance (10%) test accuracy; the example itself exits non-zero below 75% (it reached
+85-89% over seeds 0-3 and 42)."""
 import os
 import re
 import subprocess
@@ -23,4 +24,4 @@ def test_mnist1d_gru_example():
     assert r.returncode == 0, out
     m = re.search(r"^ember\s+([0-9.]+)%", r.stdout, re.M)
     assert m is not None, out
-    assert float(m.group(1)) >= 60.0, out
+    assert float(m.group(1)) >= 75.0, out
