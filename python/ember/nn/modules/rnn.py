@@ -10,7 +10,7 @@ import numpy as np
 from ... import functional as F
 from ...functional._rnn import _select
 from ..._random import default_generator
-from ...tensor import Tensor, as_tensor, cat, make_result, stack
+from ...tensor import Tensor, as_tensor, make_result, stack
 from .. import init
 from ..parameter import Parameter
 from .module import Module
@@ -27,6 +27,26 @@ def _dropout(x: Tensor, p: float) -> Tensor:
     mask = keep.astype(x.data.dtype) * scale
     out = x.data * mask
     return make_result(out, (x,), lambda g: (g * mask,), "DropoutBackward")
+
+
+def _join_directions(outs, batch_first: bool) -> Tensor:
+    """cat(outs, dim=2) of the time-major (S, N, H) outputs of a bidirectional layer, already
+    transposed to (N, S, 2H) when batch_first: one strided copy each way, where a cat followed
+    by a transpose would copy twice forward and twice backward."""
+    S, N, H = outs[0].shape
+    D = len(outs)
+    out = np.empty((N, S, D * H) if batch_first else (S, N, D * H), outs[0].data.dtype)
+    for d, t in enumerate(outs):
+        out[:, :, d * H:(d + 1) * H] = t.data.transpose(1, 0, 2) if batch_first else t.data
+
+    def backward(g):
+        grads = []
+        for d, t in enumerate(outs):
+            gd = g[:, :, d * H:(d + 1) * H]
+            grads.append(np.ascontiguousarray(gd.transpose(1, 0, 2) if batch_first else gd)
+                         if t.requires_grad else None)
+        return tuple(grads)
+    return make_result(out, tuple(outs), backward, "CatBackward")
 
 
 def _check_size(name, what, value, positive=True):
@@ -143,15 +163,20 @@ class RNNBase(Module):
                 outs.append(y)
                 hns.append(hn)
                 cns.append(cn)
-            out = outs[0] if D == 1 else cat(outs, dim=2)
-            if self.dropout > 0 and self.training and layer < L - 1:
+            last = layer == L - 1
+            if D == 1:
+                out = outs[0]
+            else:
+                # the last layer's join also does the batch_first transpose
+                out = _join_directions(outs, last and batched and self.batch_first)
+            if self.dropout > 0 and self.training and not last:
                 out = _dropout(out, self.dropout)
 
         h_n = stack(hns, 0)
         if not batched:
             out = out.reshape((S, out.shape[2]))
             h_n = h_n.reshape((L * D, H))
-        elif self.batch_first:
+        elif self.batch_first and D == 1:
             out = out.transpose(0, 1)
         if lstm:
             c_n = stack(cns, 0)
