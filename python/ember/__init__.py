@@ -9,10 +9,18 @@ import os as _os
 # small shared machine that spinning steals the core another thread needs, and small ops became
 # 10x slower under load. A short spin keeps back-to-back kernels fast and yields soon after.
 # Read by libgomp when _core loads; a user's own OMP_WAIT_POLICY / GOMP_SPINCOUNT wins.
-if "OMP_WAIT_POLICY" not in _os.environ:
-    _os.environ.setdefault("GOMP_SPINCOUNT", "20000")
+_set_spincount = "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ
+if _set_spincount:
+    _os.environ["GOMP_SPINCOUNT"] = "20000"
 
 from . import _core  # noqa: E402
+
+# libgomp has read it by now; take it back out so that child processes do not inherit it (it
+# overrides their OMP_WAIT_POLICY: a subprocess started with OMP_WAIT_POLICY=PASSIVE would
+# still spin).
+if _set_spincount:
+    _os.environ.pop("GOMP_SPINCOUNT", None)
+del _set_spincount
 from ._random import manual_seed
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .tensor import (Tensor, arange, as_tensor, cat, float32, float64, full, int64, ones,
