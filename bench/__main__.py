@@ -70,21 +70,23 @@ def time_pair(builders, repeats, target_s=0.4):
 
 
 def peak_rss(kind, wid, lib, threads, steps=30):
-    """Peak RSS (MiB) of a fresh process running the workload (ember side never imports torch)."""
+    """Peak RSS (MiB) of a fresh process running the workload (ember side never imports torch).
+
+    VmHWM, not getrusage: Linux carries ru_maxrss across exec, so a child would report the
+    (much larger) peak of this benchmark process."""
     code = (
-        "import resource, sys; sys.path.insert(0, %r)\n"
+        "import sys; sys.path.insert(0, %r)\n"
         "from bench import workloads as W\n"
         "lib=%r\n"
         "if lib=='torch':\n"
         "    import torch; torch.set_num_threads(%d)\n"
         "else:\n"
         "    import ember as em; em.set_num_threads(%d)\n"
-        "wl = W.build_train(%r, lib, sync_weights=False) if %r=='train' else W.build_infer(%d, lib)\n"
+        "wl = W.build_train(%r, lib, sync_weights=False) if %r=='train' else W.build_infer(%d, lib, sync_weights=False)\n"
         "for _ in range(%d): wl.step()\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "print([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0]"
+        " / 1024)\n"
     ) % (ROOT, lib, threads, threads, wid, kind, int(wid) if kind == "infer" else 0, steps)
-    if kind == "infer" and lib == "ember":
-        pass
     try:
         res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              timeout=600)

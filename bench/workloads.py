@@ -182,9 +182,17 @@ def build_train(wid: str, lib: str, sync_weights: bool = True) -> Workload:
     return Workload(wid, lib, batch, step, STEP_FLOPS.get(wid))
 
 
-def build_infer(batch: int, lib: str) -> Workload:
+def build_infer(batch: int, lib: str, sync_weights: bool = True) -> Workload:
     """W8: W1's MLP forward without grad."""
     X, _ = _data(1, batch, (784,))
+    if lib == "ember" and not sync_weights:
+        import ember as em
+        model = mlp(em.nn, [784, 512, 512, 10]).eval()
+
+        def step():
+            with em.no_grad():
+                model(X)
+        return Workload(f"W8-b{batch}", lib, batch, step)
     import torch
     torch.manual_seed(0)
     tmodel = mlp(torch.nn, [784, 512, 512, 10]).eval()
