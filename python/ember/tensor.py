@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _core
 from .autograd import Node, is_grad_enabled, no_grad, run_backward
+from .autograd import _state as _grad_state
 
 __all__ = ["Tensor", "tensor", "as_tensor", "zeros", "ones", "full", "zeros_like", "ones_like",
            "randn", "rand", "arange", "cat", "stack", "float32", "float64", "int64"]
@@ -465,15 +466,30 @@ _UFUNC_METHODS = {
 # ---------------------------------------------------------------------------------------------
 # Graph plumbing
 
+def _wrap(data: np.ndarray, node: Node | None = None) -> Tensor:
+    """A Tensor around a kernel's fresh output array, skipping __init__'s input checks (the hot
+    path: every op's result goes through here)."""
+    t = _new_tensor(Tensor)
+    t.data = data
+    t.grad = None
+    t._node = node
+    t._retain_grad = False
+    t.requires_grad = node is not None
+    return t
+
+
+_new_tensor = object.__new__
+
+
 def make_result(data: np.ndarray, inputs, backward, name: str) -> Tensor:
     """Wraps an op's output; records a graph node when grad mode is on and an input needs grad."""
-    if is_grad_enabled():
+    if type(data) is not np.ndarray:
+        return make_result(np.asarray(data), inputs, backward, name)
+    if _grad_state.enabled:
         for t in inputs:
             if t is not None and t.requires_grad:
-                out = Tensor(data, _node=Node(tuple(inputs), backward, name))
-                out.requires_grad = True
-                return out
-    return Tensor(data)
+                return _wrap(data, Node(tuple(inputs), backward, name))
+    return _wrap(data)
 
 
 def as_tensor(x, dtype=None) -> Tensor:

@@ -9,12 +9,15 @@ __all__ = ["linear", "matmul"]
 
 def linear(input, weight, bias=None) -> Tensor:
     """Applies ``input @ weight.T + bias``. input (*, in), weight (out, in), bias (out,)."""
-    x = as_tensor(input)
-    w = as_tensor(weight)
-    b = as_tensor(bias) if bias is not None else None
-    if x.data.dtype != w.data.dtype and x.data.dtype.kind == "f" and not isinstance(
-            input, Tensor):
-        x = Tensor(x.data.astype(w.data.dtype))
+    w = weight if isinstance(weight, Tensor) else as_tensor(weight)
+    b = bias if bias is None or isinstance(bias, Tensor) else as_tensor(bias)
+    if isinstance(input, Tensor):
+        x = input
+    else:
+        # numpy input follows the layer's dtype (float64 data into a float32 layer is cast)
+        x = as_tensor(input)
+        if x.data.dtype != w.data.dtype and x.data.dtype.kind == "f":
+            x = Tensor(x.data.astype(w.data.dtype))
     y = _core.linear_forward(x.data, w.data, None if b is None else b.data)
 
     def backward(g):

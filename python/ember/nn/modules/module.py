@@ -36,22 +36,30 @@ class Module:
             for d in (params, mods, bufs, self.__dict__):
                 d.pop(name, None)
             (params if isinstance(value, Parameter) else mods)[name] = value
+            self.__dict__[name] = value
         elif name in params:
             if value is not None:
                 raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} "
                                 f"(expected nn.Parameter or None; to change values, write "
                                 f"into .data)")
             params[name] = None
+            self.__dict__[name] = None
         elif name in mods:
             if value is not None:
                 raise TypeError(f"cannot assign {type(value).__name__} as child module "
                                 f"{name!r} (expected nn.Module or None)")
             mods[name] = None
+            self.__dict__[name] = None
         elif name in bufs:
             bufs[name] = value if value is None or isinstance(value, Tensor) else Tensor(value)
+            self.__dict__[name] = bufs[name]
         else:
             object.__setattr__(self, name, value)
 
+    # Parameters, buffers and submodules live in their registries (the source of truth for
+    # traversal and state_dict) and are mirrored into the instance __dict__, so that
+    # `self.weight` in a forward is a plain attribute hit instead of a __getattr__ call
+    # (~0.5 us per access, several per layer per step). Every write path updates both.
     def __getattr__(self, name):
         d = self.__dict__
         for key in ("_parameters", "_buffers", "_modules"):
@@ -63,6 +71,7 @@ class Module:
         for key in ("_parameters", "_buffers", "_modules"):
             if name in self.__dict__[key]:
                 del self.__dict__[key][name]
+                self.__dict__.pop(name, None)
                 return
         object.__delattr__(self, name)
 
@@ -71,11 +80,13 @@ class Module:
             raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got "
                             f"{type(param).__name__}")
         self._parameters[name] = param
+        self.__dict__[name] = param
 
     def register_buffer(self, name: str, value, persistent: bool = True):
         """A tensor that is state but not a parameter (running stats): saved in state_dict."""
         self._buffers[name] = None if value is None else (
             value if isinstance(value, Tensor) else Tensor(value))
+        self.__dict__[name] = self._buffers[name]
         if not persistent:
             self.__dict__.setdefault("_non_persistent", set()).add(name)
 
@@ -84,6 +95,7 @@ class Module:
             raise TypeError(f"add_module: {name!r} must be a Module, got "
                             f"{type(module).__name__}")
         self._modules[name] = module
+        self.__dict__[name] = module
 
     register_module = add_module
 
