@@ -15,7 +15,8 @@ They report about 91% test accuracy for it (89-90% in their notebook). We add gr
 clipping (``nn.utils.clip_grad_norm_``, max norm 1) before each Adam step.
 
 The data are generated offline with ``mnist1d.data.make_dataset(get_dataset_args())`` (about
-3 s; ``get_dataset`` would try to download) and cached in examples/out/mnist1d.npz.
+3 s; ``get_dataset`` would try to download) and cached in examples/out/mnist1d.npz, by
+examples/_mnist1d_data.py (shared with examples/mnist1d.py, the authors' CNN on the same data).
 
 With ``--compare-torch`` the same model (same initial weights, copied through state_dict), the
 same data, batches, optimizer, clipping, number of steps and thread count are trained with torch
@@ -43,29 +44,10 @@ import numpy as np
 
 import ember as em
 from ember import nn, optim
+from _mnist1d_data import batches, load_data   # examples/_mnist1d_data.py, shared with mnist1d.py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HIDDEN, STEPS_PER_SEQ = 6, 40
-
-
-def load_data(out_dir):
-    """MNIST-1D as float32/int64 arrays, generated once and cached as .npz."""
-    path = os.path.join(out_dir, "mnist1d.npz")
-    if os.path.exists(path):
-        with np.load(path) as z:
-            return {k: z[k] for k in ("x", "y", "x_test", "y_test")}
-    try:
-        import mnist1d.data
-    except ImportError:
-        sys.exit('this example needs the mnist1d package: pip install "ember[examples]"')
-    t0 = time.perf_counter()
-    ds = mnist1d.data.make_dataset(mnist1d.data.get_dataset_args())
-    data = {"x": ds["x"].astype(np.float32), "y": ds["y"].astype(np.int64),
-            "x_test": ds["x_test"].astype(np.float32), "y_test": ds["y_test"].astype(np.int64)}
-    os.makedirs(out_dir, exist_ok=True)
-    np.savez(path, **data)
-    print(f"generated MNIST-1D in {time.perf_counter() - t0:.1f} s, cached in {path}")
-    return data
 
 
 class GRUClassifier(nn.Module):
@@ -79,13 +61,6 @@ class GRUClassifier(nn.Module):
     def forward(self, x):                           # x (N, 40)
         out, _ = self.gru(x.reshape((x.shape[0], x.shape[1], 1)))   # (N, 40, 12)
         return self.linear(out.reshape((out.shape[0], -1)))         # (N, 10)
-
-
-def batches(n_train, batch_size, steps):
-    """The authors' batch order: consecutive slices of the training set, wrapping around."""
-    for step in range(steps):
-        bix = (step * batch_size) % n_train
-        yield slice(bix, bix + batch_size)
 
 
 def train_ember(model, data, a):

@@ -1,0 +1,62 @@
+"""MNIST-1D data for the examples (mnist1d_gru.py, mnist1d.py): generated offline, cached as .npz.
+
+``mnist1d.data.make_dataset(get_dataset_args())`` builds the authors' default dataset (5,000
+signals of 40 samples, 4,000 train / 1,000 test, seed 42) in about 3 s; ``get_dataset`` would
+try to download it instead.
+"""
+import contextlib
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@contextlib.contextmanager
+def _without_examples_dir():
+    """examples/mnist1d.py would shadow the mnist1d package: a script's own directory comes first
+    on sys.path. Hide this directory (and a stale import of the script as ``mnist1d``) while
+    importing the package."""
+    here = os.path.realpath(HERE)
+    saved_path = sys.path[:]
+    sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.getcwd()) != here]
+    shadow = sys.modules.get("mnist1d")
+    if shadow is not None and not hasattr(shadow, "__path__"):   # a module, not the package
+        del sys.modules["mnist1d"]
+    try:
+        yield
+    finally:
+        sys.path[:] = saved_path
+
+
+def load_data(out_dir):
+    """MNIST-1D as float32 signals / int64 labels: {"x", "y", "x_test", "y_test"}, generated once
+    and cached in ``out_dir``/mnist1d.npz."""
+    path = os.path.join(out_dir, "mnist1d.npz")
+    if os.path.exists(path):
+        with np.load(path) as z:
+            return {k: z[k] for k in ("x", "y", "x_test", "y_test")}
+    try:
+        with _without_examples_dir():
+            import mnist1d.data
+    except ImportError:
+        sys.exit('this example needs the mnist1d package: pip install "ember[examples]"')
+    t0 = time.perf_counter()
+    ds = mnist1d.data.make_dataset(mnist1d.data.get_dataset_args())
+    data = {"x": ds["x"].astype(np.float32), "y": ds["y"].astype(np.int64),
+            "x_test": ds["x_test"].astype(np.float32), "y_test": ds["y_test"].astype(np.int64)}
+    os.makedirs(out_dir, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp.npz"   # written whole, then renamed: concurrent runs are safe
+    np.savez(tmp, **data)
+    os.replace(tmp, path)
+    print(f"generated MNIST-1D in {time.perf_counter() - t0:.1f} s, cached in {path}")
+    return data
+
+
+def batches(n_train, batch_size, steps):
+    """The authors' batch order: consecutive slices of the training set, wrapping around."""
+    for step in range(steps):
+        bix = (step * batch_size) % n_train
+        yield slice(bix, bix + batch_size)
