@@ -290,8 +290,10 @@ void packed_sgemm(int64_t M, int64_t N, int64_t K, const float* A, const float* 
   for (int64_t jc = 0; jc < N; jc += kNC) {
     const int64_t nc = std::min(kNC, N - jc);
     const int64_t npanels = (nc + kNR - 1) / kNR;
-    // Column chunks so that there are >= ~8 tasks when M is short (shape-only).
-    const int64_t want_chunks = std::max<int64_t>(1, (8 + nmblocks - 1) / nmblocks);
+    // Column chunks so that there are >= ~16 tasks (shape-only; an odd handful of row blocks
+    // would leave one of two threads idle for a block's time). A thread's consecutive tasks share
+    // a row block, so its packed A block is reused across chunks.
+    const int64_t want_chunks = std::max<int64_t>(1, (16 + nmblocks - 1) / nmblocks);
     const int64_t nchunks = std::min(npanels, want_chunks);
     const int64_t ppc = (npanels + nchunks - 1) / nchunks;  // panels per chunk
     const int64_t ntasks = nmblocks * ((npanels + ppc - 1) / ppc);
