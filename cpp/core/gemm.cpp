@@ -276,9 +276,70 @@ void pack_b_panel(float* Bp, const float* B, int64_t sbk, int64_t sbn, int64_t k
   }
 }
 
+// Whole-K variant for op(B) of at most kWholeB floats (the MLP / RNN / im2col sizes): all of B is
+// packed in one parallel region (k-blocks x panels), then one region of tasks each runs every
+// k-block for its (row block, column chunks): two parallel regions per call instead of two per
+// k-block. Same k-blocks and micro-kernel calls per output tile, so the same bits as below.
+constexpr int64_t kWholeB = int64_t(1) << 20;  // 4 MiB of packed B
+
+template <bool TA, bool TB>
+void packed_sgemm_wholek(int64_t M, int64_t N, int64_t K, const float* A, const float* B,
+                         float* C, bool acc) {
+  const int64_t sai = TA ? 1 : K, sak = TA ? M : 1;
+  const int64_t sbk = TB ? 1 : N, sbn = TB ? K : 1;
+  const int64_t nkb = (K + kKC - 1) / kKC, kcb = (K + nkb - 1) / nkb;
+  const int64_t nmb = (M + kMC - 1) / kMC;
+  const int64_t mcb = ((M + nmb - 1) / nmb + kMR - 1) / kMR * kMR;
+  const int64_t nmblocks = (M + mcb - 1) / mcb;
+  const int64_t npanels = (N + kNR - 1) / kNR;
+  const int64_t want_chunks = std::max<int64_t>(1, (16 + nmblocks - 1) / nmblocks);
+  const int64_t nchunks = std::min(npanels, want_chunks);
+  const int64_t ppc = (npanels + nchunks - 1) / nchunks;
+  const int64_t nch = (npanels + ppc - 1) / ppc;
+  const int64_t ntasks = nmblocks * nch;
+  // k-block q (starting at pc = q * kcb) lives at Bp + pc * npanels * kNR, panel p at + p*kNR*kc.
+  float* Bp = b_buffer(static_cast<size_t>(npanels * kNR * K));
+  parallel_for(nkb * npanels, 8 * kcb * kNR, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t q = i / npanels, p = i % npanels;
+      const int64_t pc = q * kcb, kc = std::min(kcb, K - pc);
+      pack_b_panel<TB>(Bp + pc * npanels * kNR + p * kNR * kc, B, sbk, sbn, pc, kc, p * kNR,
+                       std::min(kNR, N - p * kNR));
+    }
+  });
+  parallel_for(ntasks, 2 * mcb * K * ppc * kNR, [&](int64_t t0, int64_t t1) {
+    float* Ap = a_buffer(static_cast<size_t>(mcb * kcb));
+    for (int64_t t = t0; t < t1;) {
+      // This thread's consecutive tasks of one row block: pack each A k-block once for them.
+      const int64_t mb = t / nch, tend = std::min(t1, (mb + 1) * nch);
+      const int64_t ch0 = t % nch, ch1 = ch0 + (tend - t);
+      const int64_t i0 = mb * mcb, mc = std::min(mcb, M - i0);
+      const int64_t pbeg = ch0 * ppc, pend = std::min(npanels, ch1 * ppc);
+      for (int64_t pc = 0; pc < K; pc += kcb) {
+        const int64_t kc = std::min(kcb, K - pc);
+        const bool load_c = acc || pc > 0;
+        pack_a<TA>(Ap, A, sai, sak, i0, mc, pc, kc);
+        const float* Bq = Bp + pc * npanels * kNR;
+        for (int64_t p = pbeg; p < pend; ++p) {
+          const int64_t j = p * kNR, nr = std::min(kNR, N - j);
+          const float* bp = Bq + p * kNR * kc;
+          for (int64_t ip = 0; ip < mc; ip += kMR)
+            micro_6x16(kc, Ap + ip * kc, bp, C + (i0 + ip) * N + j, N, std::min(kMR, mc - ip),
+                       nr, load_c);
+        }
+      }
+      t = tend;
+    }
+  });
+}
+
 template <bool TA, bool TB>
 void packed_sgemm(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C,
                   bool acc) {
+  if (K * ((N + kNR - 1) / kNR * kNR) <= kWholeB) {
+    packed_sgemm_wholek<TA, TB>(M, N, K, A, B, C, acc);
+    return;
+  }
   const int64_t sai = TA ? 1 : K, sak = TA ? M : 1;
   const int64_t sbk = TB ? 1 : N, sbn = TB ? K : 1;
   // Equal k-blocks of at most kKC: the k-summation order is a function of K only.

@@ -35,7 +35,7 @@ EDGE = [1, 5, 6, 7, 15, 16, 17]
 SIZES = ([(m, k, n) for m in EDGE for k in (1, 7, 17) for n in EDGE if (m + n) % 3 == 0]
          + [(383, 5, 17), (385, 17, 7), (17, 383, 16), (12, 385, 33), (13, 256, 15),
             (150, 257, 40), (145, 511, 31), (16, 784, 128), (1, 784, 512), (11, 40, 9),
-            (385, 383, 385)])
+            (385, 383, 385), (20, 1100, 1000)])  # last: B over 4 MiB, the k-block-outer path
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
@@ -81,7 +81,8 @@ def test_accumulate(B, M, N, dtype):
 
 @pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)],
                          ids=["nn", "nt", "tn", "tt"])
-@pytest.mark.parametrize("M,K,N", [(397, 611, 301), (16, 784, 700), (1000, 300, 10)], ids=str)
+@pytest.mark.parametrize("M,K,N", [(397, 611, 301), (16, 784, 700), (1000, 300, 10), (150, 1100, 1000)],
+                         ids=str)
 def test_threads_bitwise(M, K, N, ta, tb, threads):
     a, b = operands(M, K, N, ta, tb, np.float32)
     em.set_num_threads(1)
