@@ -299,7 +299,11 @@ void packed_sgemm_wholek(int64_t M, int64_t N, int64_t K, const float* A, const 
   const int64_t ntasks = nmblocks * nch;
   // k-block q (starting at pc = q * kcb) lives at Bp + pc * npanels * kNR, panel p at + p*kNR*kc.
   float* Bp = b_buffer(static_cast<size_t>(npanels * kNR * K));
-  parallel_for(nkb * npanels, 8 * kcb * kNR, [&](int64_t i0, int64_t i1) {
+  // With a single row block every B panel is used by one task only: that task packs it right
+  // before use (one parallel region per call, panel still hot in L1).
+  const bool pack_in_task = nmblocks == 1;
+  if (!pack_in_task)
+    parallel_for(nkb * npanels, 8 * kcb * kNR, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t q = i / npanels, p = i % npanels;
       const int64_t pc = q * kcb, kc = std::min(kcb, K - pc);
@@ -319,10 +323,10 @@ void packed_sgemm_wholek(int64_t M, int64_t N, int64_t K, const float* A, const 
         const int64_t kc = std::min(kcb, K - pc);
         const bool load_c = acc || pc > 0;
         pack_a<TA>(Ap, A, sai, sak, i0, mc, pc, kc);
-        const float* Bq = Bp + pc * npanels * kNR;
         for (int64_t p = pbeg; p < pend; ++p) {
           const int64_t j = p * kNR, nr = std::min(kNR, N - j);
-          const float* bp = Bq + p * kNR * kc;
+          float* bp = Bp + pc * npanels * kNR + p * kNR * kc;
+          if (pack_in_task) pack_b_panel<TB>(bp, B, sbk, sbn, pc, kc, j, nr);
           for (int64_t ip = 0; ip < mc; ip += kMR)
             micro_6x16(kc, Ap + ip * kc, bp, C + (i0 + ip) * N + j, N, std::min(kMR, mc - ip),
                        nr, load_c);
