@@ -1,10 +1,15 @@
-// ember/core/gemm: row-major C = op(A) * op(B) (+ C), on Eigen's single-threaded GEMM.
+// ember/core/gemm: row-major C = op(A) * op(B) (+ C).
+//
+// float with AVX2+FMA (native builds): a packed BLIS-style GEMM with a 6x16 micro-kernel for
+// M >= 12 (gemm.cpp explains the blocking); otherwise (double, tiny M, portable builds) Eigen's
+// single-threaded GEMM over fixed blocks as described below. EMBER_GEMM_FORCE=eigen|packed in
+// the environment (read once) pins the float choice, for benchmarks.
 //
 //   op(A): M x K  (A stored M x K, or K x M when trans_a)
 //   op(B): K x N  (B stored K x N, or N x K when trans_b)
 //   C:     M x N, overwritten (accumulate = false) or added to (accumulate = true)
 //
-// Threads: the larger of M and N is cut into blocks whose size depends only on the shape, and
+// Threads (Eigen path): the larger of M and N is cut into blocks whose size depends only on the shape, and
 // blocks are handed to threads. Each block is the same Eigen call whatever the thread count, so
 // the result is bitwise identical at 1 and N threads.
 #pragma once
