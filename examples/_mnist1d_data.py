@@ -60,3 +60,26 @@ def batches(n_train, batch_size, steps):
     for step in range(steps):
         bix = (step * batch_size) % n_train
         yield slice(bix, bix + batch_size)
+
+
+def finish(steps, acc_em, t_em, loss_em, torch_run=None, min_acc=None) -> int:
+    """Prints ember's result (and torch's, when torch_run is given and torch imports) as a table;
+    returns the exit code: 1 when ember's test accuracy is below min_acc."""
+    rows = [("ember", acc_em, t_em, loss_em)]
+    if torch_run is not None:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("--compare-torch: torch is not importable; skipping the torch run")
+        else:
+            t_to, loss_to, acc_to, version = torch_run()
+            rows.append((f"torch {version}", acc_to, t_to, loss_to))
+    print(f"\n{'':17s} {'test acc':>8s} {'train time':>10s} {'ms/step':>8s} {'last loss':>9s}")
+    for name, acc, t, loss in rows:
+        print(f"{name:17s} {acc:8.1%} {t:9.1f}s {1e3 * t / steps:8.2f} {loss:9.4f}")
+    if len(rows) == 2:
+        print(f"ember / torch training time: {rows[0][2] / rows[1][2]:.2f}")
+    if min_acc is not None and acc_em < min_acc:
+        print(f"FAIL: ember test accuracy {acc_em:.1%} < {min_acc:.0%}")
+        return 1
+    return 0

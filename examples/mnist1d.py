@@ -51,7 +51,7 @@ import numpy as np
 
 import ember as em
 from ember import nn, optim
-from _mnist1d_data import batches, load_data   # examples/_mnist1d_data.py, shared with the GRU
+from _mnist1d_data import batches, finish, load_data   # examples/_mnist1d_data.py, shared with the GRU
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHANNELS, LINEAR_IN = 25, 125
@@ -184,27 +184,8 @@ def main(argv=None):
 
     t_em, loss_em = train_ember(model, data, a)
     acc_em = accuracy_ember(model, data)
-    rows = [("ember", acc_em, t_em, loss_em)]
-
-    if a.compare_torch:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            print("--compare-torch: torch is not importable; skipping the torch run")
-        else:
-            t_to, loss_to, acc_to, version = train_torch(init_state, data, a)
-            rows.append((f"torch {version}", acc_to, t_to, loss_to))
-
-    print(f"\n{'':17s} {'test acc':>8s} {'train time':>10s} {'ms/step':>8s} {'last loss':>9s}")
-    for name, acc, t, loss in rows:
-        print(f"{name:17s} {acc:8.1%} {t:9.1f}s {1e3 * t / a.steps:8.2f} {loss:9.4f}")
-    if len(rows) == 2:
-        print(f"ember / torch training time: {rows[0][2] / rows[1][2]:.2f}")
-
-    if min_acc is not None and acc_em < min_acc:
-        print(f"FAIL: ember test accuracy {acc_em:.1%} < {min_acc:.0%}")
-        return 1
-    return 0
+    torch_run = (lambda: train_torch(init_state, data, a)) if a.compare_torch else None
+    return finish(a.steps, acc_em, t_em, loss_em, torch_run, min_acc)
 
 
 if __name__ == "__main__":
