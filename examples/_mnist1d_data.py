@@ -83,3 +83,38 @@ def finish(steps, acc_em, t_em, loss_em, torch_run=None, min_acc=None) -> int:
         print(f"FAIL: ember test accuracy {acc_em:.1%} < {min_acc:.0%}")
         return 1
     return 0
+
+
+def train_ember(model, data, a, clip=None):
+    """Adam over the fixed batch order for a.steps steps (optionally clipping the gradient norm);
+    returns (training seconds without the progress evaluations, last loss)."""
+    import ember as em  # noqa: F401  (the examples put the package on the path first)
+    from ember import nn, optim
+
+    opt = optim.Adam(model.parameters(), lr=a.lr, weight_decay=0.0)
+    loss_fn = nn.CrossEntropyLoss()
+    X, Y = data["x"], data["y"]
+    t0, t_eval = time.perf_counter(), 0.0           # progress evaluations are not timed
+    for step, sl in enumerate(batches(len(X), a.batch_size, a.steps), 1):
+        loss = loss_fn(model(X[sl]), Y[sl])
+        opt.zero_grad()
+        loss.backward()
+        if clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        if a.verbose and step % a.print_every == 0:
+            te = time.perf_counter()
+            print(f"  ember step {step:5d}  loss {loss.item():.3f}  "
+                  f"test acc {accuracy_ember(model, data):.1%}  ({te - t0 - t_eval:.1f} s)")
+            t_eval += time.perf_counter() - te
+    return time.perf_counter() - t0 - t_eval, float(loss.item())
+
+
+def accuracy_ember(model, data):
+    import ember as em
+
+    model.eval()
+    with em.no_grad():
+        pred = model(data["x_test"]).numpy().argmax(axis=1)
+    model.train()
+    return float((pred == data["y_test"]).mean())

@@ -50,8 +50,8 @@ import time
 import numpy as np
 
 import ember as em
-from ember import nn, optim
-from _mnist1d_data import batches, finish, load_data   # examples/_mnist1d_data.py, shared with the GRU
+from ember import nn
+from _mnist1d_data import accuracy_ember, batches, finish, load_data, train_ember   # examples/_mnist1d_data.py, shared with the GRU
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHANNELS, LINEAR_IN = 25, 125
@@ -74,32 +74,6 @@ class ConvBase(nn.Module):
         h = self.conv2(h).relu()                         # (N, 25, 10)
         h = self.conv3(h).relu()                         # (N, 25, 5)
         return self.linear(h.reshape((h.shape[0], -1)))  # (N, 10)
-
-
-def train_ember(model, data, a):
-    opt = optim.Adam(model.parameters(), lr=a.lr, weight_decay=0.0)
-    loss_fn = nn.CrossEntropyLoss()
-    X, Y = data["x"], data["y"]
-    t0, t_eval = time.perf_counter(), 0.0           # progress evaluations are not timed
-    for step, sl in enumerate(batches(len(X), a.batch_size, a.steps), 1):
-        loss = loss_fn(model(X[sl]), Y[sl])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if a.verbose and step % a.print_every == 0:
-            te = time.perf_counter()
-            print(f"  ember step {step:5d}  loss {loss.item():.3f}  "
-                  f"test acc {accuracy_ember(model, data):.1%}  ({te - t0 - t_eval:.1f} s)")
-            t_eval += time.perf_counter() - te
-    return time.perf_counter() - t0 - t_eval, float(loss.item())
-
-
-def accuracy_ember(model, data):
-    model.eval()
-    with em.no_grad():
-        pred = model(data["x_test"]).numpy().argmax(axis=1)
-    model.train()
-    return float((pred == data["y_test"]).mean())
 
 
 def train_torch(state, data, a):
@@ -182,7 +156,7 @@ def main(argv=None):
     print(f"Adam lr {a.lr}, batch {a.batch_size}, {a.steps} steps ({epochs:g} epochs), "
           f"seed {a.seed}, {a.threads} thread(s)")
 
-    t_em, loss_em = train_ember(model, data, a)
+    t_em, loss_em = train_ember(model, data, a, clip=None)
     acc_em = accuracy_ember(model, data)
     torch_run = (lambda: train_torch(init_state, data, a)) if a.compare_torch else None
     return finish(a.steps, acc_em, t_em, loss_em, torch_run, min_acc)

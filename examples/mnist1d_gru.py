@@ -43,8 +43,8 @@ import time
 import numpy as np
 
 import ember as em
-from ember import nn, optim
-from _mnist1d_data import batches, finish, load_data   # examples/_mnist1d_data.py, shared with mnist1d.py
+from ember import nn
+from _mnist1d_data import accuracy_ember, batches, finish, load_data, train_ember   # examples/_mnist1d_data.py, shared with mnist1d.py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HIDDEN, STEPS_PER_SEQ = 6, 40
@@ -61,33 +61,6 @@ class GRUClassifier(nn.Module):
     def forward(self, x):                           # x (N, 40)
         out, _ = self.gru(x.reshape((x.shape[0], x.shape[1], 1)))   # (N, 40, 12)
         return self.linear(out.reshape((out.shape[0], -1)))         # (N, 10)
-
-
-def train_ember(model, data, a):
-    opt = optim.Adam(model.parameters(), lr=a.lr, weight_decay=0.0)
-    loss_fn = nn.CrossEntropyLoss()
-    X, Y = data["x"], data["y"]
-    t0, t_eval = time.perf_counter(), 0.0           # progress evaluations are not timed
-    for step, sl in enumerate(batches(len(X), a.batch_size, a.steps), 1):
-        loss = loss_fn(model(X[sl]), Y[sl])
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), a.clip)
-        opt.step()
-        if a.verbose and step % a.print_every == 0:
-            te = time.perf_counter()
-            print(f"  ember step {step:5d}  loss {loss.item():.3f}  "
-                  f"test acc {accuracy_ember(model, data):.1%}  ({te - t0 - t_eval:.1f} s)")
-            t_eval += time.perf_counter() - te
-    return time.perf_counter() - t0 - t_eval, float(loss.item())
-
-
-def accuracy_ember(model, data):
-    model.eval()
-    with em.no_grad():
-        pred = model(data["x_test"]).numpy().argmax(axis=1)
-    model.train()
-    return float((pred == data["y_test"]).mean())
 
 
 def train_torch(state, data, a):
@@ -165,7 +138,7 @@ def main(argv=None):
     print(f"Adam lr {a.lr}, batch {a.batch_size}, {a.steps} steps ({epochs:g} epochs), "
           f"clip {a.clip}, {a.threads} thread(s)")
 
-    t_em, loss_em = train_ember(model, data, a)
+    t_em, loss_em = train_ember(model, data, a, clip=a.clip)
     acc_em = accuracy_ember(model, data)
     torch_run = (lambda: train_torch(init_state, data, a)) if a.compare_torch else None
     return finish(a.steps, acc_em, t_em, loss_em, torch_run, min_acc)
