@@ -9,6 +9,7 @@
 #include <immintrin.h>
 #endif
 
+#include "core/gemm_kernel.h"
 #include "core/parallel.h"
 
 namespace ember {
@@ -50,29 +51,16 @@ auto block_of(const T* X, int64_t R, int64_t Ccols, int64_t r0, int64_t nr, int6
 // accumulating), each k-block sum formed in k order from zero in the micro-kernel: the arithmetic
 // depends on K only, so results are bitwise identical whatever the thread count or task split.
 
-constexpr int64_t kMR = 6;
-constexpr int64_t kNR = 16;
+using gk::AlignedBuf;
+using gk::kMR;
+using gk::kNR;
+using gk::micro_6x16;
+using gk::pack_a;
+using gk::pack_b_panel;
+
 constexpr int64_t kKC = 256;   // A micro-panel 6 KiB + B micro-panel 16 KiB in L1 (32 KiB)
 constexpr int64_t kMC = 144;   // A block <= 144 x 256 floats = 144 KiB in L2 (512 KiB)
 constexpr int64_t kNC = 4080;  // B block <= 256 x 4080 floats ~ 4 MiB in L3
-
-struct AlignedBuf {
-  float* p = nullptr;
-  size_t n = 0;
-  ~AlignedBuf() { std::free(p); }
-  float* get(size_t need) {
-    if (need > n) {
-      std::free(p);
-      p = nullptr;
-      n = 0;
-      const size_t bytes = (need * sizeof(float) + 63) / 64 * 64;
-      p = static_cast<float*>(std::aligned_alloc(64, bytes));
-      if (!p) throw std::bad_alloc();
-      n = need;
-    }
-    return p;
-  }
-};
 
 float* a_buffer(size_t n) {
   thread_local AlignedBuf buf;
@@ -83,198 +71,6 @@ float* b_buffer(size_t n) {
   return buf.get(n);
 }
 
-// C[0:mr, 0:nr] (=|+=) Ap (6 x kc, packed k-major) * Bp (kc x 16, packed k-major).
-inline void micro_6x16(int64_t kc, const float* __restrict Ap, const float* __restrict Bp,
-                       float* C, int64_t ldc, int64_t mr, int64_t nr, bool load_c) {
-  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_load_ps(Bp);
-    const __m256 b1 = _mm256_load_ps(Bp + 8);
-    __m256 a;
-    a = _mm256_broadcast_ss(Ap + 0);
-    c00 = _mm256_fmadd_ps(a, b0, c00);
-    c01 = _mm256_fmadd_ps(a, b1, c01);
-    a = _mm256_broadcast_ss(Ap + 1);
-    c10 = _mm256_fmadd_ps(a, b0, c10);
-    c11 = _mm256_fmadd_ps(a, b1, c11);
-    a = _mm256_broadcast_ss(Ap + 2);
-    c20 = _mm256_fmadd_ps(a, b0, c20);
-    c21 = _mm256_fmadd_ps(a, b1, c21);
-    a = _mm256_broadcast_ss(Ap + 3);
-    c30 = _mm256_fmadd_ps(a, b0, c30);
-    c31 = _mm256_fmadd_ps(a, b1, c31);
-    a = _mm256_broadcast_ss(Ap + 4);
-    c40 = _mm256_fmadd_ps(a, b0, c40);
-    c41 = _mm256_fmadd_ps(a, b1, c41);
-    a = _mm256_broadcast_ss(Ap + 5);
-    c50 = _mm256_fmadd_ps(a, b0, c50);
-    c51 = _mm256_fmadd_ps(a, b1, c51);
-    Ap += kMR;
-    Bp += kNR;
-  }
-  if (mr == kMR && nr == kNR) {
-#define EMBER_ROW(i, x0, x1)                                              \
-  {                                                                       \
-    float* c = C + i * ldc;                                               \
-    if (load_c) {                                                         \
-      _mm256_storeu_ps(c, _mm256_add_ps(_mm256_loadu_ps(c), x0));         \
-      _mm256_storeu_ps(c + 8, _mm256_add_ps(_mm256_loadu_ps(c + 8), x1)); \
-    } else {                                                              \
-      _mm256_storeu_ps(c, x0);                                            \
-      _mm256_storeu_ps(c + 8, x1);                                        \
-    }                                                                     \
-  }
-    EMBER_ROW(0, c00, c01)
-    EMBER_ROW(1, c10, c11)
-    EMBER_ROW(2, c20, c21)
-    EMBER_ROW(3, c30, c31)
-    EMBER_ROW(4, c40, c41)
-    EMBER_ROW(5, c50, c51)
-#undef EMBER_ROW
-    return;
-  }
-  alignas(32) float out[kMR][kNR];
-  _mm256_store_ps(out[0], c00);
-  _mm256_store_ps(out[0] + 8, c01);
-  _mm256_store_ps(out[1], c10);
-  _mm256_store_ps(out[1] + 8, c11);
-  _mm256_store_ps(out[2], c20);
-  _mm256_store_ps(out[2] + 8, c21);
-  _mm256_store_ps(out[3], c30);
-  _mm256_store_ps(out[3] + 8, c31);
-  _mm256_store_ps(out[4], c40);
-  _mm256_store_ps(out[4] + 8, c41);
-  _mm256_store_ps(out[5], c50);
-  _mm256_store_ps(out[5] + 8, c51);
-  for (int64_t i = 0; i < mr; ++i) {
-    float* c = C + i * ldc;
-    if (load_c) {
-      for (int64_t j = 0; j < nr; ++j) c[j] += out[i][j];
-    } else {
-      for (int64_t j = 0; j < nr; ++j) c[j] = out[i][j];
-    }
-  }
-}
-
-// Ap = rows [i0, i0+mc) x cols [k0, k0+kc) of op(A), in panels of 6 rows (k-major inside a
-// panel), zero rows past mc. op(A)(i, k) = A[i*sai + k*sak].
-template <bool TA>
-void pack_a(float* Ap, const float* A, int64_t sai, int64_t sak, int64_t i0, int64_t mc,
-            int64_t k0, int64_t kc) {
-  for (int64_t ip = 0; ip < mc; ip += kMR) {
-    const int64_t mr = std::min(kMR, mc - ip);
-    float* dst = Ap + ip * kc;
-    const float* src = A + (i0 + ip) * sai + k0 * sak;
-    if (mr == kMR) {
-      if constexpr (TA) {  // rows are contiguous for fixed k
-        for (int64_t k = 0; k < kc; ++k) {
-          const float* s = src + k * sak;
-          float* d = dst + k * kMR;
-          for (int64_t r = 0; r < kMR; ++r) d[r] = s[r];
-        }
-      } else {  // k is contiguous for fixed row
-        const float* s0 = src;
-        const float* s1 = src + sai;
-        const float* s2 = src + 2 * sai;
-        const float* s3 = src + 3 * sai;
-        const float* s4 = src + 4 * sai;
-        const float* s5 = src + 5 * sai;
-        for (int64_t k = 0; k < kc; ++k) {
-          float* d = dst + k * kMR;
-          d[0] = s0[k];
-          d[1] = s1[k];
-          d[2] = s2[k];
-          d[3] = s3[k];
-          d[4] = s4[k];
-          d[5] = s5[k];
-        }
-      }
-    } else {
-      for (int64_t k = 0; k < kc; ++k) {
-        float* d = dst + k * kMR;
-        for (int64_t r = 0; r < mr; ++r) d[r] = src[r * sai + k * sak];
-        for (int64_t r = mr; r < kMR; ++r) d[r] = 0.f;
-      }
-    }
-  }
-}
-
-// One 16-column panel: Bp (kc x 16) = op(B)[k0:k0+kc, j0:j0+nr], zero columns past nr.
-// op(B)(k, j) = B[k*sbk + j*sbn].
-template <bool TB>
-void pack_b_panel(float* Bp, const float* B, int64_t sbk, int64_t sbn, int64_t k0, int64_t kc,
-                  int64_t j0, int64_t nr) {
-  const float* src = B + k0 * sbk + j0 * sbn;
-  if constexpr (!TB) {
-    if (nr == kNR) {
-      for (int64_t k = 0; k < kc; ++k) {
-        const float* s = src + k * sbk;
-        _mm256_store_ps(Bp + k * kNR, _mm256_loadu_ps(s));
-        _mm256_store_ps(Bp + k * kNR + 8, _mm256_loadu_ps(s + 8));
-      }
-      return;
-    }
-    for (int64_t k = 0; k < kc; ++k) {
-      const float* s = src + k * sbk;
-      float* d = Bp + k * kNR;
-      for (int64_t j = 0; j < nr; ++j) d[j] = s[j];
-      for (int64_t j = nr; j < kNR; ++j) d[j] = 0.f;
-    }
-  } else {
-    if (nr < kNR)
-      for (int64_t k = 0; k < kc; ++k)
-        for (int64_t j = nr; j < kNR; ++j) Bp[k * kNR + j] = 0.f;
-    // Eight columns x eight k at a time through an in-register 8x8 transpose.
-    int64_t j = 0;
-    for (; j + 8 <= nr; j += 8) {
-      const float* s = src + j * sbn;
-      int64_t k = 0;
-      for (; k + 8 <= kc; k += 8) {
-        __m256 r0 = _mm256_loadu_ps(s + 0 * sbn + k), r1 = _mm256_loadu_ps(s + 1 * sbn + k);
-        __m256 r2 = _mm256_loadu_ps(s + 2 * sbn + k), r3 = _mm256_loadu_ps(s + 3 * sbn + k);
-        __m256 r4 = _mm256_loadu_ps(s + 4 * sbn + k), r5 = _mm256_loadu_ps(s + 5 * sbn + k);
-        __m256 r6 = _mm256_loadu_ps(s + 6 * sbn + k), r7 = _mm256_loadu_ps(s + 7 * sbn + k);
-        __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-        __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-        __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-        __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-        __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-        __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-        __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-        __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-        float* d = Bp + k * kNR + j;  // row k+q of the panel gets column q of the 8x8 block
-        _mm256_storeu_ps(d + 0 * kNR, _mm256_permute2f128_ps(u0, u4, 0x20));
-        _mm256_storeu_ps(d + 1 * kNR, _mm256_permute2f128_ps(u1, u5, 0x20));
-        _mm256_storeu_ps(d + 2 * kNR, _mm256_permute2f128_ps(u2, u6, 0x20));
-        _mm256_storeu_ps(d + 3 * kNR, _mm256_permute2f128_ps(u3, u7, 0x20));
-        _mm256_storeu_ps(d + 4 * kNR, _mm256_permute2f128_ps(u0, u4, 0x31));
-        _mm256_storeu_ps(d + 5 * kNR, _mm256_permute2f128_ps(u1, u5, 0x31));
-        _mm256_storeu_ps(d + 6 * kNR, _mm256_permute2f128_ps(u2, u6, 0x31));
-        _mm256_storeu_ps(d + 7 * kNR, _mm256_permute2f128_ps(u3, u7, 0x31));
-      }
-      for (; k < kc; ++k)
-        for (int64_t q = 0; q < 8; ++q) Bp[k * kNR + j + q] = s[q * sbn + k];
-    }
-    for (; j + 4 <= nr; j += 4) {
-      const float* s0 = src + j * sbn;
-      const float* s1 = s0 + sbn;
-      const float* s2 = s1 + sbn;
-      const float* s3 = s2 + sbn;
-      for (int64_t k = 0; k < kc; ++k) {
-        float* d = Bp + k * kNR + j;
-        d[0] = s0[k];
-        d[1] = s1[k];
-        d[2] = s2[k];
-        d[3] = s3[k];
-      }
-    }
-    for (; j < nr; ++j) {
-      const float* s = src + j * sbn;
-      for (int64_t k = 0; k < kc; ++k) Bp[k * kNR + j] = s[k];
-    }
-  }
-}
 
 // Whole-K variant for op(B) of at most kWholeB floats (the MLP / RNN / im2col sizes): all of B is
 // packed in one parallel region (k-blocks x panels), then one region of tasks each runs every

@@ -4,12 +4,13 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <type_traits>
 #include <vector>
 
 #include "core/gemm.h"
 #include "core/parallel.h"
-#include "ops/conv_gemm.h"
+#include "ops/conv_packed.h"
 
 namespace ember {
 
@@ -56,21 +57,13 @@ void mm1(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t 
 }
 
 // threaded: ember::gemm (deterministic blocks over threads; natural strides only); else one Eigen
-// call on this thread.
+// call on this thread (double, portable builds, EMBER_CONV_IMPL=im2col).
 template <class T>
 inline void mm(bool threaded, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A,
                int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, bool acc) {
   if (threaded) {
     gemm<T>(ta, tb, M, N, K, A, B, C, acc);
     return;
-  }
-  if constexpr (std::is_same_v<T, float>) {
-    static const bool fast = conv_gemm_available() && env_int("EMBER_CONV_EIGEN", 0) == 0;
-    if (fast) {
-      conv_sgemm(M, N, K, A, ta ? 1 : lda, ta ? lda : 1, B, tb ? 1 : ldb, tb ? ldb : 1, C, ldc,
-                 acc);
-      return;
-    }
   }
   mm1<T>(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc);
 }
@@ -203,6 +196,19 @@ inline Plan make_plan(const ConvGeom& g) {
 // region is cheap on an idle machine but costly on a busy one).
 constexpr int64_t kConvParallelWork = int64_t(1) << 24;
 
+// The packed float path (ops/conv_packed): AVX2 builds, unless EMBER_CONV_IMPL=im2col (read once,
+// for benchmarks and tests), and not for the few-huge-blocks plans that thread inside the GEMM.
+inline bool use_packed(const Plan& p) {
+  static const bool on = [] {
+    const char* e = std::getenv("EMBER_CONV_IMPL");
+    return conv_packed_available() && !(e && std::string(e) == "im2col");
+  }();
+  return on && !p.threaded;
+}
+inline bool conv_serial(const ConvGeom& g) {
+  return 2 * g.N * g.OC * g.Cg() * g.KK() * g.OH * g.OW < kConvParallelWork;
+}
+
 template <class F>
 void for_blocks(const Plan& p, int64_t cost_per_block, F&& body) {
   if (p.threaded) {
@@ -233,6 +239,12 @@ void gather_rows(T* dst, const T* src, int64_t nbk, int64_t OCg, int64_t OC, int
 template <class T>
 void conv_side_from_image(T* out, const T* img, const T* w, const T* bias, const ConvGeom& g) {
   const Plan pl = make_plan(g);
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_packed(pl)) {
+      conv_packed_side_from_image(out, img, w, bias, g, pl.nb, conv_serial(g));
+      return;
+    }
+  }
   const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg(), OW = g.OW;
   const int64_t CgKK = Cg * g.KK(), C = g.C, OC = g.OC;
   for_blocks(pl, 2 * pl.nb * OC * CgKK * P, [&](int64_t blk, bool threaded) {
@@ -283,6 +295,12 @@ void conv_side_from_image(T* out, const T* img, const T* w, const T* bias, const
 template <class T>
 void image_from_conv_side(T* img, const T* src, const T* w, const T* bias, const ConvGeom& g) {
   const Plan pl = make_plan(g);
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_packed(pl)) {
+      conv_packed_image_from_side(img, src, w, bias, g, pl.nb, conv_serial(g));
+      return;
+    }
+  }
   const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg(), OW = g.OW;
   const int64_t CgKK = Cg * g.KK(), C = g.C, OC = g.OC;
   for_blocks(pl, 2 * pl.nb * OC * CgKK * P, [&](int64_t blk, bool threaded) {
@@ -335,6 +353,12 @@ void image_from_conv_side(T* img, const T* src, const T* w, const T* bias, const
 template <class T>
 void weight_grad(T* dw, const T* src, const T* img, const ConvGeom& g) {
   const Plan pl = make_plan(g);
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_packed(pl)) {
+      conv_packed_weight_grad(dw, src, img, g, pl.nb, conv_serial(g));
+      return;
+    }
+  }
   const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg(), OW = g.OW;
   const int64_t CgKK = Cg * g.KK(), C = g.C, OC = g.OC, WS = OC * CgKK;
   constexpr int64_t kChunks = 16;

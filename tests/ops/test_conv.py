@@ -70,6 +70,12 @@ CONV2D_GRID = [
     ((40, 2, 6, 6), (3, 2, 3, 3), dict(padding=1)),                   # many small samples
     ((2, 4, 40, 41), (5, 4, 3, 3), dict(padding=1)),                  # large plane: tiled
     ((1, 16, 48, 48), (16, 16, 3, 3), dict(padding=1)),               # few samples, big work
+    # float32 packed path (ops/conv_packed): whole 16-pixel panels with image edges on both sides,
+    # panels that straddle output rows, dilated windows, and output channels not a multiple of 6
+    ((3, 8, 32, 32), (20, 8, 3, 3), dict(padding=1)),
+    ((4, 16, 16, 16), (64, 16, 3, 3), dict(padding=1)),
+    ((2, 3, 20, 36), (7, 3, 3, 3), dict(dilation=2, padding=2)),
+    ((2, 5, 17, 33), (8, 5, 5, 5), dict(padding=2, stride=(1, 2))),
 ]
 
 

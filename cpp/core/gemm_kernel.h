@@ -1,0 +1,240 @@
+// ember/core/gemm_kernel: the float building blocks of the packed GEMM, shared by core/gemm
+// (general matrix products) and ops/conv (which packs im2col panels straight from the image).
+// Only with AVX2+FMA (EMBER_GEMM_KERNEL is defined then); callers fall back to Eigen otherwise.
+//
+//   micro_6x16: C[0:mr, 0:nr] (=|+=) Ap (6 x kc) * Bp (kc x 16), both packed k-major. The k-sum is
+//               formed from zero, then stored or added to C: the same bits whatever C held.
+//   pack_a:     rows of op(A) into 6-row panels (zero rows past the end).
+//   pack_b_panel: one 16-column panel of op(B) (zero columns past the end).
+//   AlignedBuf: a 64-byte aligned, grow-only buffer (used thread_local for scratch).
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define EMBER_GEMM_KERNEL 1
+
+namespace ember {
+namespace gk {
+
+constexpr int64_t kMR = 6;
+constexpr int64_t kNR = 16;
+
+struct AlignedBuf {
+  float* p = nullptr;
+  size_t n = 0;
+  ~AlignedBuf() { std::free(p); }
+  float* get(size_t need) {
+    if (need > n) {
+      std::free(p);
+      p = nullptr;
+      n = 0;
+      const size_t bytes = (need * sizeof(float) + 63) / 64 * 64;
+      p = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (!p) throw std::bad_alloc();
+      n = need;
+    }
+    return p;
+  }
+};
+
+// C[0:mr, 0:nr] (=|+=) Ap (6 x kc, packed k-major) * Bp (kc x 16, packed k-major).
+inline void micro_6x16(int64_t kc, const float* __restrict Ap, const float* __restrict Bp,
+                       float* C, int64_t ldc, int64_t mr, int64_t nr, bool load_c) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(Bp);
+    const __m256 b1 = _mm256_load_ps(Bp + 8);
+    __m256 a;
+    a = _mm256_broadcast_ss(Ap + 0);
+    c00 = _mm256_fmadd_ps(a, b0, c00);
+    c01 = _mm256_fmadd_ps(a, b1, c01);
+    a = _mm256_broadcast_ss(Ap + 1);
+    c10 = _mm256_fmadd_ps(a, b0, c10);
+    c11 = _mm256_fmadd_ps(a, b1, c11);
+    a = _mm256_broadcast_ss(Ap + 2);
+    c20 = _mm256_fmadd_ps(a, b0, c20);
+    c21 = _mm256_fmadd_ps(a, b1, c21);
+    a = _mm256_broadcast_ss(Ap + 3);
+    c30 = _mm256_fmadd_ps(a, b0, c30);
+    c31 = _mm256_fmadd_ps(a, b1, c31);
+    a = _mm256_broadcast_ss(Ap + 4);
+    c40 = _mm256_fmadd_ps(a, b0, c40);
+    c41 = _mm256_fmadd_ps(a, b1, c41);
+    a = _mm256_broadcast_ss(Ap + 5);
+    c50 = _mm256_fmadd_ps(a, b0, c50);
+    c51 = _mm256_fmadd_ps(a, b1, c51);
+    Ap += kMR;
+    Bp += kNR;
+  }
+  if (mr == kMR && nr == kNR) {
+#define EMBER_ROW(i, x0, x1)                                              \
+  {                                                                       \
+    float* c = C + i * ldc;                                               \
+    if (load_c) {                                                         \
+      _mm256_storeu_ps(c, _mm256_add_ps(_mm256_loadu_ps(c), x0));         \
+      _mm256_storeu_ps(c + 8, _mm256_add_ps(_mm256_loadu_ps(c + 8), x1)); \
+    } else {                                                              \
+      _mm256_storeu_ps(c, x0);                                            \
+      _mm256_storeu_ps(c + 8, x1);                                        \
+    }                                                                     \
+  }
+    EMBER_ROW(0, c00, c01)
+    EMBER_ROW(1, c10, c11)
+    EMBER_ROW(2, c20, c21)
+    EMBER_ROW(3, c30, c31)
+    EMBER_ROW(4, c40, c41)
+    EMBER_ROW(5, c50, c51)
+#undef EMBER_ROW
+    return;
+  }
+  alignas(32) float out[kMR][kNR];
+  _mm256_store_ps(out[0], c00);
+  _mm256_store_ps(out[0] + 8, c01);
+  _mm256_store_ps(out[1], c10);
+  _mm256_store_ps(out[1] + 8, c11);
+  _mm256_store_ps(out[2], c20);
+  _mm256_store_ps(out[2] + 8, c21);
+  _mm256_store_ps(out[3], c30);
+  _mm256_store_ps(out[3] + 8, c31);
+  _mm256_store_ps(out[4], c40);
+  _mm256_store_ps(out[4] + 8, c41);
+  _mm256_store_ps(out[5], c50);
+  _mm256_store_ps(out[5] + 8, c51);
+  for (int64_t i = 0; i < mr; ++i) {
+    float* c = C + i * ldc;
+    if (load_c) {
+      for (int64_t j = 0; j < nr; ++j) c[j] += out[i][j];
+    } else {
+      for (int64_t j = 0; j < nr; ++j) c[j] = out[i][j];
+    }
+  }
+}
+
+// Ap = rows [i0, i0+mc) x cols [k0, k0+kc) of op(A), in panels of 6 rows (k-major inside a
+// panel), zero rows past mc. op(A)(i, k) = A[i*sai + k*sak].
+template <bool TA>
+inline void pack_a(float* Ap, const float* A, int64_t sai, int64_t sak, int64_t i0, int64_t mc,
+            int64_t k0, int64_t kc) {
+  for (int64_t ip = 0; ip < mc; ip += kMR) {
+    const int64_t mr = std::min(kMR, mc - ip);
+    float* dst = Ap + ip * kc;
+    const float* src = A + (i0 + ip) * sai + k0 * sak;
+    if (mr == kMR) {
+      if constexpr (TA) {  // rows are contiguous for fixed k
+        for (int64_t k = 0; k < kc; ++k) {
+          const float* s = src + k * sak;
+          float* d = dst + k * kMR;
+          for (int64_t r = 0; r < kMR; ++r) d[r] = s[r];
+        }
+      } else {  // k is contiguous for fixed row
+        const float* s0 = src;
+        const float* s1 = src + sai;
+        const float* s2 = src + 2 * sai;
+        const float* s3 = src + 3 * sai;
+        const float* s4 = src + 4 * sai;
+        const float* s5 = src + 5 * sai;
+        for (int64_t k = 0; k < kc; ++k) {
+          float* d = dst + k * kMR;
+          d[0] = s0[k];
+          d[1] = s1[k];
+          d[2] = s2[k];
+          d[3] = s3[k];
+          d[4] = s4[k];
+          d[5] = s5[k];
+        }
+      }
+    } else {
+      for (int64_t k = 0; k < kc; ++k) {
+        float* d = dst + k * kMR;
+        for (int64_t r = 0; r < mr; ++r) d[r] = src[r * sai + k * sak];
+        for (int64_t r = mr; r < kMR; ++r) d[r] = 0.f;
+      }
+    }
+  }
+}
+
+// One 16-column panel: Bp (kc x 16) = op(B)[k0:k0+kc, j0:j0+nr], zero columns past nr.
+// op(B)(k, j) = B[k*sbk + j*sbn].
+template <bool TB>
+inline void pack_b_panel(float* Bp, const float* B, int64_t sbk, int64_t sbn, int64_t k0, int64_t kc,
+                  int64_t j0, int64_t nr) {
+  const float* src = B + k0 * sbk + j0 * sbn;
+  if constexpr (!TB) {
+    if (nr == kNR) {
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* s = src + k * sbk;
+        _mm256_store_ps(Bp + k * kNR, _mm256_loadu_ps(s));
+        _mm256_store_ps(Bp + k * kNR + 8, _mm256_loadu_ps(s + 8));
+      }
+      return;
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* s = src + k * sbk;
+      float* d = Bp + k * kNR;
+      for (int64_t j = 0; j < nr; ++j) d[j] = s[j];
+      for (int64_t j = nr; j < kNR; ++j) d[j] = 0.f;
+    }
+  } else {
+    if (nr < kNR)
+      for (int64_t k = 0; k < kc; ++k)
+        for (int64_t j = nr; j < kNR; ++j) Bp[k * kNR + j] = 0.f;
+    // Eight columns x eight k at a time through an in-register 8x8 transpose.
+    int64_t j = 0;
+    for (; j + 8 <= nr; j += 8) {
+      const float* s = src + j * sbn;
+      int64_t k = 0;
+      for (; k + 8 <= kc; k += 8) {
+        __m256 r0 = _mm256_loadu_ps(s + 0 * sbn + k), r1 = _mm256_loadu_ps(s + 1 * sbn + k);
+        __m256 r2 = _mm256_loadu_ps(s + 2 * sbn + k), r3 = _mm256_loadu_ps(s + 3 * sbn + k);
+        __m256 r4 = _mm256_loadu_ps(s + 4 * sbn + k), r5 = _mm256_loadu_ps(s + 5 * sbn + k);
+        __m256 r6 = _mm256_loadu_ps(s + 6 * sbn + k), r7 = _mm256_loadu_ps(s + 7 * sbn + k);
+        __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+        __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+        __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+        __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+        __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+        __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        float* d = Bp + k * kNR + j;  // row k+q of the panel gets column q of the 8x8 block
+        _mm256_storeu_ps(d + 0 * kNR, _mm256_permute2f128_ps(u0, u4, 0x20));
+        _mm256_storeu_ps(d + 1 * kNR, _mm256_permute2f128_ps(u1, u5, 0x20));
+        _mm256_storeu_ps(d + 2 * kNR, _mm256_permute2f128_ps(u2, u6, 0x20));
+        _mm256_storeu_ps(d + 3 * kNR, _mm256_permute2f128_ps(u3, u7, 0x20));
+        _mm256_storeu_ps(d + 4 * kNR, _mm256_permute2f128_ps(u0, u4, 0x31));
+        _mm256_storeu_ps(d + 5 * kNR, _mm256_permute2f128_ps(u1, u5, 0x31));
+        _mm256_storeu_ps(d + 6 * kNR, _mm256_permute2f128_ps(u2, u6, 0x31));
+        _mm256_storeu_ps(d + 7 * kNR, _mm256_permute2f128_ps(u3, u7, 0x31));
+      }
+      for (; k < kc; ++k)
+        for (int64_t q = 0; q < 8; ++q) Bp[k * kNR + j + q] = s[q * sbn + k];
+    }
+    for (; j + 4 <= nr; j += 4) {
+      const float* s0 = src + j * sbn;
+      const float* s1 = s0 + sbn;
+      const float* s2 = s1 + sbn;
+      const float* s3 = s2 + sbn;
+      for (int64_t k = 0; k < kc; ++k) {
+        float* d = Bp + k * kNR + j;
+        d[0] = s0[k];
+        d[1] = s1[k];
+        d[2] = s2[k];
+        d[3] = s3[k];
+      }
+    }
+    for (; j < nr; ++j) {
+      const float* s = src + j * sbn;
+      for (int64_t k = 0; k < kc; ++k) Bp[k * kNR + j] = s[k];
+    }
+  }
+}
+
+}  // namespace gk
+}  // namespace ember
+
+#endif  // AVX2 && FMA

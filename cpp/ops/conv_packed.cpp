@@ -1,0 +1,424 @@
+#include "ops/conv_packed.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "core/gemm_kernel.h"
+#include "core/parallel.h"
+
+namespace ember {
+
+#ifdef EMBER_GEMM_KERNEL
+
+namespace {
+
+using gk::AlignedBuf;
+using gk::kMR;
+using gk::kNR;
+using gk::micro_6x16;
+
+// k-block length over the reduction: a packed 16-column panel (<= 16 KiB) and a 6-row weight
+// strip (<= 6 KiB) stay in L1 while the micro-kernel runs.
+constexpr int64_t kKC = 256;
+
+inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Equal k-blocks of at most kmax over a reduction of length K (a function of K only).
+struct KBlocks {
+  int64_t n, len;
+  KBlocks(int64_t K, int64_t kmax) : n((K + kmax - 1) / kmax), len((K + n - 1) / n) {}
+};
+
+// The block's group channels with the zero padding written out: (nbk, Cg, Hp, Wp) with
+// Hp = pt + H + pb, Wp = pl + W + pr. Every window the convolution reads lies inside it, so
+// gathering a panel (and scattering an input gradient) needs no bounds checks at all.
+struct Padded {
+  int64_t Hp, Wp, plane, sample;  // plane = Hp*Wp, sample = Cg*plane
+  explicit Padded(const ConvGeom& g)
+      : Hp(g.pt + g.H + g.pb), Wp(g.pl + g.W + g.pr), plane(Hp * Wp), sample(g.Cg() * Hp * Wp) {}
+};
+
+// xp (nbk samples, padded) = x's Cg channels (sample stride C*H*W) with zero borders.
+void pad_in(float* xp, const float* x, int64_t nbk, const ConvGeom& g, const Padded& pd) {
+  const int64_t Cg = g.Cg(), HW = g.H * g.W, W = g.W;
+  for (int64_t i = 0; i < nbk; ++i)
+    for (int64_t c = 0; c < Cg; ++c) {
+      float* d = xp + i * pd.sample + c * pd.plane;
+      const float* sp = x + i * g.C * HW + c * HW;
+      std::fill(d, d + g.pt * pd.Wp, 0.f);
+      for (int64_t h = 0; h < g.H; ++h) {
+        float* r = d + (g.pt + h) * pd.Wp;
+        std::fill(r, r + g.pl, 0.f);
+        std::copy(sp + h * W, sp + h * W + W, r + g.pl);
+        std::fill(r + g.pl + W, r + pd.Wp, 0.f);
+      }
+      std::fill(d + (g.pt + g.H) * pd.Wp, d + pd.plane, 0.f);
+    }
+}
+
+// x's Cg channels (sample stride C*H*W) = the interior of xp.
+void unpad_out(float* x, const float* xp, int64_t nbk, const ConvGeom& g, const Padded& pd) {
+  const int64_t Cg = g.Cg(), HW = g.H * g.W, W = g.W;
+  for (int64_t i = 0; i < nbk; ++i)
+    for (int64_t c = 0; c < Cg; ++c) {
+      const float* sp = xp + i * pd.sample + c * pd.plane + g.pt * pd.Wp + g.pl;
+      float* d = x + i * g.C * HW + c * HW;
+      for (int64_t h = 0; h < g.H; ++h) std::copy(sp + h * pd.Wp, sp + h * pd.Wp + W, d + h * W);
+    }
+}
+
+// Row k = (c, kh, kw) of a group's im2col sits at off[k] = c*plane + kh*dh*Wp + kw*dw from a
+// column's window origin in the padded block.
+std::vector<int64_t> make_table(const ConvGeom& g, const Padded& pd) {
+  std::vector<int64_t> tab(g.Cg() * g.KK());
+  for (int64_t c = 0; c < g.Cg(); ++c)
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw)
+        tab[(c * g.KH + kh) * g.KW + kw] = c * pd.plane + kh * g.dh * pd.Wp + kw * g.dw;
+  return tab;
+}
+
+// A run of columns [joff, joff+len) of a panel or tile that lie in one output row of one sample.
+struct Seg {
+  int64_t joff, len;
+  int64_t i, q;     // sample within the block, first output pixel (oh*OW + ow)
+  int64_t origin;   // window origin in the padded block: i*sample + oh*sh*Wp + ow*sw
+};
+
+// Splits block columns [j0, j0+n) (column j = sample j / P, pixel j % P) into segments.
+void make_segments(std::vector<Seg>& segs, int64_t j0, int64_t n, const ConvGeom& g,
+                   const Padded& pd) {
+  const int64_t P = g.OH * g.OW;
+  segs.clear();
+  for (int64_t j = j0; j < j0 + n;) {
+    Seg s;
+    s.i = j / P;
+    s.q = j % P;
+    const int64_t oh = s.q / g.OW, ow = s.q % g.OW;
+    s.len = std::min(g.OW - ow, j0 + n - j);
+    s.joff = j - j0;
+    s.origin = s.i * pd.sample + oh * g.sh * pd.Wp + ow * g.sw;
+    segs.push_back(s);
+    j += s.len;
+  }
+}
+
+// One full 16-pixel row segment at stride 1: the common case, two vector moves per row.
+inline bool whole_panel(const std::vector<Seg>& segs, const ConvGeom& g) {
+  return segs.size() == 1 && segs[0].len == kNR && g.sw == 1;
+}
+
+// dst row k (stride ld) = im2col rows [k0, k0+nk) at the segments' columns, read from the padded
+// block xp. Columns [ncols, ld) are zeroed when ld == kNR (a partial panel).
+void gather(float* dst, int64_t ld, int64_t ncols, const float* xp, const int64_t* tab,
+            int64_t k0, int64_t nk, const std::vector<Seg>& segs, const ConvGeom& g) {
+  const int64_t sw = g.sw;
+  if (ld == kNR && whole_panel(segs, g)) {
+    const float* base = xp + segs[0].origin;
+    for (int64_t k = 0; k < nk; ++k) {
+      const float* src = base + tab[k0 + k];
+      _mm256_store_ps(dst + k * kNR, _mm256_loadu_ps(src));
+      _mm256_store_ps(dst + k * kNR + 8, _mm256_loadu_ps(src + 8));
+    }
+    return;
+  }
+  for (int64_t k = 0; k < nk; ++k) {
+    float* d = dst + k * ld;
+    for (const Seg& s : segs) {
+      const float* src = xp + s.origin + tab[k0 + k];
+      float* dd = d + s.joff;
+      if (sw == 1) {
+        for (int64_t t = 0; t < s.len; ++t) dd[t] = src[t];
+      } else {
+        for (int64_t t = 0; t < s.len; ++t) dd[t] = src[t * sw];
+      }
+    }
+    if (ld == kNR)
+      for (int64_t t = ncols; t < kNR; ++t) d[t] = 0.f;
+  }
+}
+
+// The adjoint of gather for a panel: padded block xp += col rows [0, nk) (stride kNR).
+void scatter_add(float* xp, const float* col, const int64_t* tab, int64_t nk,
+                 const std::vector<Seg>& segs, const ConvGeom& g) {
+  const int64_t sw = g.sw;
+  if (whole_panel(segs, g)) {
+    // Rows (c, kh, kw) and (c, kh, kw+1) overlap shifted by one element: adding them back to back
+    // would load what the previous store has not yet written (a store-forwarding stall each time).
+    // kw outermost keeps consecutive updates on different image rows; the order is still fixed.
+    float* base = xp + segs[0].origin;
+    const int64_t KW = g.KW, rows = nk / KW;
+    for (int64_t kw = 0; kw < KW; ++kw)
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t k = r * KW + kw;
+        float* dst = base + tab[k];
+        const float* c = col + k * kNR;
+        _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), _mm256_load_ps(c)));
+        _mm256_storeu_ps(dst + 8, _mm256_add_ps(_mm256_loadu_ps(dst + 8), _mm256_load_ps(c + 8)));
+      }
+    return;
+  }
+  for (int64_t k = 0; k < nk; ++k) {
+    const float* c = col + k * kNR;
+    for (const Seg& s : segs) {
+      float* dst = xp + s.origin + tab[k];
+      const float* cs = c + s.joff;
+      if (sw == 1) {
+        for (int64_t t = 0; t < s.len; ++t) dst[t] += cs[t];
+      } else {
+        for (int64_t t = 0; t < s.len; ++t) dst[t * sw] += cs[t];
+      }
+    }
+  }
+}
+
+// Per-thread buffers (grow-only, reused across calls).
+float* buf_b(size_t n) {
+  thread_local AlignedBuf b;
+  return b.get(n);
+}
+float* buf_c(size_t n) {
+  thread_local AlignedBuf b;
+  return b.get(n);
+}
+float* buf_a(size_t n) {
+  thread_local AlignedBuf b;
+  return b.get(n);
+}
+// Caller-thread buffers shared read-only with the team (packed weights, partial sums).
+float* buf_shared(size_t n) {
+  thread_local AlignedBuf b;
+  return b.get(n);
+}
+float* buf_partial(size_t n) {
+  thread_local AlignedBuf b;
+  return b.get(n);
+}
+float* buf_pad(size_t n) {
+  thread_local AlignedBuf b;
+  return b.get(n);
+}
+std::vector<Seg>& seg_buf() {
+  thread_local std::vector<Seg> v;
+  return v;
+}
+
+template <class F>
+void run_tasks(int64_t n, int64_t cost, bool serial, F&& f) {
+  if (serial) {
+    DenormalGuard guard;
+    for (int64_t t = 0; t < n; ++t) f(t);
+    return;
+  }
+  parallel_for(n, cost, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) f(t);
+  });
+}
+
+}  // namespace
+
+bool conv_packed_available() { return true; }
+
+void conv_packed_side_from_image(float* out, const float* img, const float* w, const float* bias,
+                                 const ConvGeom& g, int64_t nb, bool serial) {
+  const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg();
+  const int64_t CgKK = Cg * g.KK(), C = g.C, OC = g.OC, G = g.G;
+  const int64_t Mp = round_up(OCg, kMR);
+  const KBlocks kb(CgKK, kKC);
+  const Padded pd(g);
+  // Weights, packed once: group grp, k-block at pc -> Wp + grp*Mp*CgKK + pc*Mp (strips of 6 rows).
+  float* Wp = buf_shared(static_cast<size_t>(G * Mp * CgKK));
+  for (int64_t grp = 0; grp < G; ++grp)
+    for (int64_t pc = 0; pc < CgKK; pc += kb.len)
+      gk::pack_a<false>(Wp + grp * Mp * CgKK + pc * Mp, w + grp * OCg * CgKK, CgKK, 1, 0, OCg,
+                        pc, std::min(kb.len, CgKK - pc));
+  const std::vector<int64_t> tab = make_table(g, pd);
+  const int64_t nblk = (g.N + nb - 1) / nb;
+  run_tasks(nblk, 2 * nb * P * OC * CgKK, serial, [&](int64_t blk) {
+    const int64_t n0 = blk * nb, nbk = std::min(nb, g.N - n0), cols = nbk * P;
+    std::vector<Seg>& segs = seg_buf();
+    float* Bp = buf_b(static_cast<size_t>(kb.len * kNR));
+    float* Ct = buf_c(static_cast<size_t>(Mp * kNR));
+    float* xp = buf_pad(static_cast<size_t>(nb * pd.sample));
+    for (int64_t grp = 0; grp < G; ++grp) {
+      pad_in(xp, img + (n0 * C + grp * Cg) * HW, nbk, g, pd);
+      const float* wg = Wp + grp * Mp * CgKK;
+      for (int64_t j0 = 0; j0 < cols; j0 += kNR) {
+        const int64_t nr = std::min(kNR, cols - j0);
+        make_segments(segs, j0, nr, g, pd);
+        for (int64_t pc = 0; pc < CgKK; pc += kb.len) {
+          const int64_t kc = std::min(kb.len, CgKK - pc);
+          gather(Bp, kNR, nr, xp, tab.data(), pc, kc, segs, g);
+          const float* ap = wg + pc * Mp;
+          for (int64_t s = 0; s < Mp; s += kMR)
+            micro_6x16(kc, ap + s * kc, Bp, Ct + s * kNR, kNR, kMR, kNR, pc > 0);
+        }
+        for (const Seg& s : segs) {
+          float* dst = out + ((n0 + s.i) * OC + grp * OCg) * P + s.q;
+          const float* src = Ct + s.joff;
+          for (int64_t o = 0; o < OCg; ++o) {
+            const float bv = bias ? bias[grp * OCg + o] : 0.f;
+            float* d = dst + o * P;
+            const float* c = src + o * kNR;
+            if (s.len == kNR) {
+              const __m256 vb = _mm256_set1_ps(bv);
+              _mm256_storeu_ps(d, _mm256_add_ps(_mm256_load_ps(c), vb));
+              _mm256_storeu_ps(d + 8, _mm256_add_ps(_mm256_load_ps(c + 8), vb));
+            } else {
+              for (int64_t t = 0; t < s.len; ++t) d[t] = c[t] + bv;
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+void conv_packed_image_from_side(float* img, const float* src, const float* w, const float* bias,
+                                 const ConvGeom& g, int64_t nb, bool serial) {
+  const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg();
+  const int64_t CgKK = Cg * g.KK(), C = g.C, OC = g.OC, G = g.G;
+  const int64_t Mp = round_up(CgKK, kMR);
+  const KBlocks kb(OCg, kKC);
+  const Padded pd(g);
+  // W^T packed once: group grp, k-block at pc -> WTp + grp*Mp*OCg + pc*Mp.
+  float* WTp = buf_shared(static_cast<size_t>(G * Mp * OCg));
+  for (int64_t grp = 0; grp < G; ++grp)
+    for (int64_t pc = 0; pc < OCg; pc += kb.len)
+      gk::pack_a<true>(WTp + grp * Mp * OCg + pc * Mp, w + grp * OCg * CgKK, 1, CgKK, 0, CgKK, pc,
+                       std::min(kb.len, OCg - pc));
+  const std::vector<int64_t> tab = make_table(g, pd);
+  const int64_t nblk = (g.N + nb - 1) / nb;
+  // Windows overlap: a block's image is written by one task only, in a fixed order.
+  run_tasks(nblk, 2 * nb * P * OC * CgKK, serial, [&](int64_t blk) {
+    const int64_t n0 = blk * nb, nbk = std::min(nb, g.N - n0), cols = nbk * P;
+    std::vector<Seg>& segs = seg_buf();
+    float* Bp = buf_b(static_cast<size_t>(kb.len * kNR));
+    float* Ct = buf_c(static_cast<size_t>(Mp * kNR));
+    float* xp = buf_pad(static_cast<size_t>(nb * pd.sample));
+    for (int64_t grp = 0; grp < G; ++grp) {
+      std::fill(xp, xp + nbk * pd.sample, 0.f);
+      for (int64_t j0 = 0; j0 < cols; j0 += kNR) {
+        const int64_t nr = std::min(kNR, cols - j0);
+        make_segments(segs, j0, nr, g, pd);
+        for (int64_t pc = 0; pc < OCg; pc += kb.len) {
+          const int64_t kc = std::min(kb.len, OCg - pc);
+          // Bp row k = src channel grp*OCg + pc + k at the panel's pixels.
+          for (int64_t k = 0; k < kc; ++k) {
+            float* d = Bp + k * kNR;
+            for (const Seg& s : segs) {
+              const float* r = src + ((n0 + s.i) * OC + grp * OCg + pc + k) * P + s.q;
+              if (s.len == kNR) {
+                _mm256_store_ps(d, _mm256_loadu_ps(r));
+                _mm256_store_ps(d + 8, _mm256_loadu_ps(r + 8));
+              } else {
+                std::copy(r, r + s.len, d + s.joff);
+              }
+            }
+            for (int64_t t = nr; t < kNR; ++t) d[t] = 0.f;
+          }
+          const float* ap = WTp + grp * Mp * OCg + pc * Mp;
+          for (int64_t s = 0; s < Mp; s += kMR)
+            micro_6x16(kc, ap + s * kc, Bp, Ct + s * kNR, kNR, kMR, kNR, pc > 0);
+        }
+        scatter_add(xp, Ct, tab.data(), CgKK, segs, g);
+      }
+      float* im = img + (n0 * C + grp * Cg) * HW;
+      unpad_out(im, xp, nbk, g, pd);
+      if (bias)
+        for (int64_t i = 0; i < nbk; ++i)
+          for (int64_t c = 0; c < Cg; ++c) {
+            const float bv = bias[grp * Cg + c];
+            float* r = im + i * C * HW + c * HW;
+            for (int64_t q = 0; q < HW; ++q) r[q] += bv;
+          }
+    }
+  });
+}
+
+void conv_packed_weight_grad(float* dw, const float* src, const float* img, const ConvGeom& g,
+                             int64_t nb, bool serial) {
+  const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg();
+  const int64_t CgKK = Cg * g.KK(), C = g.C, OC = g.OC, G = g.G, WS = OC * CgKK;
+  const int64_t Mp = round_up(OCg, kMR);
+  const int64_t nblk = (g.N + nb - 1) / nb;
+  const Padded pd(g);
+  // The reduction runs over pixels in column blocks short enough that the im2col tile
+  // (CgKK x kc) stays in L2 (<= 256 KiB): a function of the shape only.
+  const int64_t kcmax = std::max<int64_t>(16, std::min<int64_t>(kKC, (int64_t(1) << 16) / CgKK));
+  constexpr int64_t kChunks = 16;
+  const int64_t nchunks = std::min(nblk, kChunks);
+  float* part = nchunks > 1 ? buf_partial(static_cast<size_t>(nchunks * WS)) : nullptr;
+  const std::vector<int64_t> tab = make_table(g, pd);
+  const int64_t chunk_cost = 2 * ((nblk + nchunks - 1) / nchunks) * nb * P * OC * CgKK;
+  run_tasks(nchunks, chunk_cost, serial, [&](int64_t ch) {
+    const int64_t b0 = ch * nblk / nchunks, b1 = (ch + 1) * nblk / nchunks;
+    float* acc = part ? part + ch * WS : dw;
+    std::vector<Seg>& segs = seg_buf();
+    float* Ap = buf_a(static_cast<size_t>(Mp * kcmax));
+    float* Bp = buf_b(static_cast<size_t>(kcmax * kNR));
+    float* Col = buf_c(static_cast<size_t>(CgKK * kcmax));
+    float* xp = buf_pad(static_cast<size_t>(nb * pd.sample));
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t n0 = blk * nb, nbk = std::min(nb, g.N - n0), cols = nbk * P;
+      const KBlocks kb(cols, kcmax);
+      for (int64_t grp = 0; grp < G; ++grp) {
+        pad_in(xp, img + (n0 * C + grp * Cg) * HW, nbk, g, pd);
+        float* ag = acc + grp * OCg * CgKK;
+        for (int64_t c0 = 0; c0 < cols; c0 += kb.len) {
+          const int64_t kc = std::min(kb.len, cols - c0);
+          const bool load_c = !(part && blk == b0 && c0 == 0);
+          make_segments(segs, c0, kc, g, pd);
+          gather(Col, kc, kc, xp, tab.data(), 0, CgKK, segs, g);
+          // Ap: src rows (channels grp*OCg + o) at these columns, in strips of 6, zero rows past OCg.
+          for (int64_t s = 0; s < Mp; s += kMR) {
+            float* ad = Ap + s * kc;
+            for (int64_t r = 0; r < kMR; ++r) {
+              const int64_t o = s + r;
+              if (o >= OCg) {
+                for (int64_t k = 0; k < kc; ++k) ad[k * kMR + r] = 0.f;
+                continue;
+              }
+              for (const Seg& sg : segs) {
+                const float* row = src + ((n0 + sg.i) * OC + grp * OCg + o) * P + sg.q;
+                float* a = ad + sg.joff * kMR + r;
+                for (int64_t t = 0; t < sg.len; ++t) a[t * kMR] = row[t];
+              }
+            }
+          }
+          for (int64_t j0 = 0; j0 < CgKK; j0 += kNR) {
+            const int64_t nr = std::min(kNR, CgKK - j0);
+            gk::pack_b_panel<true>(Bp, Col, 1, kc, 0, kc, j0, nr);
+            for (int64_t s = 0; s < Mp; s += kMR)
+              micro_6x16(kc, Ap + s * kc, Bp, ag + s * CgKK + j0, CgKK,
+                         std::min(kMR, OCg - s), nr, load_c);
+          }
+        }
+      }
+    }
+  });
+  if (part) {
+    // Fixed-order reduction of the partials, split over weight elements.
+    const bool big = !serial && WS * nchunks >= (int64_t(1) << 24);
+    parallel_for(WS, big ? nchunks : 1, [&](int64_t e0, int64_t e1) {
+      for (int64_t e = e0; e < e1; ++e) {
+        float s = part[e];
+        for (int64_t c = 1; c < nchunks; ++c) s += part[c * WS + e];
+        dw[e] += s;
+      }
+    });
+  }
+}
+
+#else  // no AVX2/FMA: ops/conv.cpp uses im2col + GEMM
+
+bool conv_packed_available() { return false; }
+void conv_packed_side_from_image(float*, const float*, const float*, const float*,
+                                 const ConvGeom&, int64_t, bool) {}
+void conv_packed_image_from_side(float*, const float*, const float*, const float*,
+                                 const ConvGeom&, int64_t, bool) {}
+void conv_packed_weight_grad(float*, const float*, const float*, const ConvGeom&, int64_t, bool) {}
+
+#endif
+
+}  // namespace ember
