@@ -343,9 +343,9 @@ void conv_packed_weight_grad(float* dw, const float* src, const float* img, cons
   const int64_t Mp = round_up(OCg, kMR);
   const int64_t nblk = (g.N + nb - 1) / nb;
   const Padded pd(g);
-  // The reduction runs over pixels in column blocks short enough that the im2col tile
-  // (CgKK x kc) stays in L2 (<= 256 KiB): a function of the shape only.
-  const int64_t kcmax = std::max<int64_t>(16, std::min<int64_t>(kKC, (int64_t(1) << 16) / CgKK));
+  // The reduction runs over pixels in column blocks of <= kKC (a function of the shape only);
+  // im2col rows are gathered 16 at a time (one panel, <= 16 KiB) and transposed into Bp.
+  const int64_t kcmax = kKC;
   constexpr int64_t kChunks = 16;
   const int64_t nchunks = std::min(nblk, kChunks);
   float* part = nchunks > 1 ? buf_partial(static_cast<size_t>(nchunks * WS)) : nullptr;
@@ -357,7 +357,7 @@ void conv_packed_weight_grad(float* dw, const float* src, const float* img, cons
     std::vector<Seg>& segs = seg_buf();
     float* Ap = buf_a(static_cast<size_t>(Mp * kcmax));
     float* Bp = buf_b(static_cast<size_t>(kcmax * kNR));
-    float* Col = buf_c(static_cast<size_t>(CgKK * kcmax));
+    float* Col = buf_c(static_cast<size_t>(kNR * kcmax));
     float* xp = buf_pad(static_cast<size_t>(nb * pd.sample));
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t n0 = blk * nb, nbk = std::min(nb, g.N - n0), cols = nbk * P;
@@ -369,7 +369,6 @@ void conv_packed_weight_grad(float* dw, const float* src, const float* img, cons
           const int64_t kc = std::min(kb.len, cols - c0);
           const bool load_c = !(part && blk == b0 && c0 == 0);
           make_segments(segs, c0, kc, g, pd);
-          gather(Col, kc, kc, xp, tab.data(), 0, CgKK, segs, g);
           // Ap: src rows (channels grp*OCg + o) at these columns, in strips of 6, zero rows past OCg.
           for (int64_t s = 0; s < Mp; s += kMR) {
             float* ad = Ap + s * kc;
@@ -388,7 +387,8 @@ void conv_packed_weight_grad(float* dw, const float* src, const float* img, cons
           }
           for (int64_t j0 = 0; j0 < CgKK; j0 += kNR) {
             const int64_t nr = std::min(kNR, CgKK - j0);
-            gk::pack_b_panel<true>(Bp, Col, 1, kc, 0, kc, j0, nr);
+            gather(Col, kc, kc, xp, tab.data(), j0, nr, segs, g);
+            gk::pack_b_panel<true>(Bp, Col, 1, kc, 0, kc, 0, nr);
             for (int64_t s = 0; s < Mp; s += kMR)
               micro_6x16(kc, Ap + s * kc, Bp, ag + s * CgKK + j0, CgKK,
                          std::min(kMR, OCg - s), nr, load_c);

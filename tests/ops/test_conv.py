@@ -76,6 +76,10 @@ CONV2D_GRID = [
     ((4, 16, 16, 16), (64, 16, 3, 3), dict(padding=1)),
     ((2, 3, 20, 36), (7, 3, 3, 3), dict(dilation=2, padding=2)),
     ((2, 5, 17, 33), (8, 5, 5, 5), dict(padding=2, stride=(1, 2))),
+    # input gradient computed as the flipped convolution (stride 1, Cg >= 16, OCg <= Cg)
+    ((3, 24, 12, 12), (16, 24, 3, 3), dict(padding=1)),
+    ((2, 32, 10, 11), (32, 16, 3, 5), dict(groups=2, dilation=(2, 1), padding=(1, 2))),
+    ((2, 16, 9, 9), (16, 16, 3, 3), dict()),
 ]
 
 
@@ -162,6 +166,7 @@ def test_weight_used_twice_sums_grads():
     ((64, 6, 14, 14), (16, 6, 5, 5), dict()),                  # blocked samples
     ((2, 16, 40, 40), (16, 16, 3, 3), dict(padding=1)),       # threaded GEMM mode
     ((8, 16, 12, 12), (16, 1, 3, 3), dict(groups=16)),        # depthwise
+    ((16, 16, 20, 20), (16, 16, 3, 3), dict(padding=1)),      # input grad as flipped conv
 ])
 def test_bitwise_same_at_1_and_2_threads(xs, ws, kw):
     x, w, b = (R(*xs).astype(np.float32), R(*ws).astype(np.float32),
