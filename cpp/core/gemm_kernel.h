@@ -6,6 +6,7 @@
 //               formed from zero, then stored or added to C: the same bits whatever C held.
 //   pack_a:     rows of op(A) into 6-row panels (zero rows past the end).
 //   pack_b_panel: one 16-column panel of op(B) (zero columns past the end).
+//   transpose8x8: an 8x8 float transpose in registers.
 //   AlignedBuf: a 64-byte aligned, grow-only buffer (used thread_local for scratch).
 #pragma once
 
@@ -158,6 +159,27 @@ inline void pack_a(float* Ap, const float* A, int64_t sai, int64_t sak, int64_t 
   }
 }
 
+// In-register transpose: on return r_q holds column q of the 8x8 block whose rows were r0..r7.
+inline void transpose8x8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5,
+                         __m256& r6, __m256& r7) {
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r0 = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r1 = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r2 = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r3 = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r4 = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r5 = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r6 = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r7 = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
 // One 16-column panel: Bp (kc x 16) = op(B)[k0:k0+kc, j0:j0+nr], zero columns past nr.
 // op(B)(k, j) = B[k*sbk + j*sbn].
 template <bool TB>
@@ -180,9 +202,11 @@ inline void pack_b_panel(float* Bp, const float* B, int64_t sbk, int64_t sbn, in
       for (int64_t j = nr; j < kNR; ++j) d[j] = 0.f;
     }
   } else {
-    if (nr < kNR)
-      for (int64_t k = 0; k < kc; ++k)
-        for (int64_t j = nr; j < kNR; ++j) Bp[k * kNR + j] = 0.f;
+    if (nr < kNR)  // zero whole rows first (Bp is 32-byte aligned); the columns < nr follow
+      for (int64_t k = 0; k < kc; ++k) {
+        _mm256_store_ps(Bp + k * kNR, _mm256_setzero_ps());
+        _mm256_store_ps(Bp + k * kNR + 8, _mm256_setzero_ps());
+      }
     // Eight columns x eight k at a time through an in-register 8x8 transpose.
     int64_t j = 0;
     for (; j + 8 <= nr; j += 8) {
@@ -193,23 +217,16 @@ inline void pack_b_panel(float* Bp, const float* B, int64_t sbk, int64_t sbn, in
         __m256 r2 = _mm256_loadu_ps(s + 2 * sbn + k), r3 = _mm256_loadu_ps(s + 3 * sbn + k);
         __m256 r4 = _mm256_loadu_ps(s + 4 * sbn + k), r5 = _mm256_loadu_ps(s + 5 * sbn + k);
         __m256 r6 = _mm256_loadu_ps(s + 6 * sbn + k), r7 = _mm256_loadu_ps(s + 7 * sbn + k);
-        __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-        __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-        __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-        __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-        __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-        __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-        __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-        __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        transpose8x8(r0, r1, r2, r3, r4, r5, r6, r7);
         float* d = Bp + k * kNR + j;  // row k+q of the panel gets column q of the 8x8 block
-        _mm256_storeu_ps(d + 0 * kNR, _mm256_permute2f128_ps(u0, u4, 0x20));
-        _mm256_storeu_ps(d + 1 * kNR, _mm256_permute2f128_ps(u1, u5, 0x20));
-        _mm256_storeu_ps(d + 2 * kNR, _mm256_permute2f128_ps(u2, u6, 0x20));
-        _mm256_storeu_ps(d + 3 * kNR, _mm256_permute2f128_ps(u3, u7, 0x20));
-        _mm256_storeu_ps(d + 4 * kNR, _mm256_permute2f128_ps(u0, u4, 0x31));
-        _mm256_storeu_ps(d + 5 * kNR, _mm256_permute2f128_ps(u1, u5, 0x31));
-        _mm256_storeu_ps(d + 6 * kNR, _mm256_permute2f128_ps(u2, u6, 0x31));
-        _mm256_storeu_ps(d + 7 * kNR, _mm256_permute2f128_ps(u3, u7, 0x31));
+        _mm256_storeu_ps(d + 0 * kNR, r0);
+        _mm256_storeu_ps(d + 1 * kNR, r1);
+        _mm256_storeu_ps(d + 2 * kNR, r2);
+        _mm256_storeu_ps(d + 3 * kNR, r3);
+        _mm256_storeu_ps(d + 4 * kNR, r4);
+        _mm256_storeu_ps(d + 5 * kNR, r5);
+        _mm256_storeu_ps(d + 6 * kNR, r6);
+        _mm256_storeu_ps(d + 7 * kNR, r7);
       }
       for (; k < kc; ++k)
         for (int64_t q = 0; q < 8; ++q) Bp[k * kNR + j + q] = s[q * sbn + k];

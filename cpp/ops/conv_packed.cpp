@@ -219,8 +219,152 @@ void run_tasks(int64_t n, int64_t cost, bool serial, F&& f) {
 
 bool conv_packed_available() { return true; }
 
+namespace {
+
+// Pixel-major forward: out^T (pixels x OCg) = im2col^T (pixels x CgKK) @ W^T (CgKK x OCg), so the
+// output channels fill whole 16-wide panels (OCg = 16, 32, 48, ... waste nothing, where the
+// channel-major form pads 32 rows to 36). A strips are 6 pixels (6 neighbours of one image row:
+// one 8-float move per k), W^T is packed once per call, each block of kPM pixels accumulates in
+// a (kPM x Npad) tile that is transposed into the output at the end.
+constexpr int64_t kPM = 120;  // pixels per tile: 120 x 256 floats of A (120 KiB) stay in L2
+
+void side_from_image_pm(float* out, const float* img, const float* w, const float* bias,
+                        const ConvGeom& g, int64_t nb, bool serial) {
+  const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg();
+  const int64_t CgKK = Cg * g.KK(), C = g.C, OC = g.OC, G = g.G;
+  const int64_t Np = round_up(OCg, kNR);
+  const KBlocks kb(CgKK, kKC);
+  const Padded pd(g);
+  // W^T panels, packed once: group grp, k-block at pc -> Wt + grp*Np*CgKK + pc*Np, panel at +j*kc.
+  float* Wt = buf_shared(static_cast<size_t>(G * Np * CgKK));
+  for (int64_t grp = 0; grp < G; ++grp)
+    for (int64_t pc = 0; pc < CgKK; pc += kb.len) {
+      const int64_t kc = std::min(kb.len, CgKK - pc);
+      for (int64_t j = 0; j < Np; j += kNR)
+        gk::pack_b_panel<true>(Wt + grp * Np * CgKK + pc * Np + j * kc, w + grp * OCg * CgKK, 1,
+                               CgKK, pc, kc, j, std::min(kNR, OCg - j));
+    }
+  const std::vector<int64_t> tab = make_table(g, pd);
+  const int64_t nblk = (g.N + nb - 1) / nb;
+  run_tasks(nblk, 2 * nb * P * OC * CgKK, serial, [&](int64_t blk) {
+    const int64_t n0 = blk * nb, nbk = std::min(nb, g.N - n0), cols = nbk * P;
+    std::vector<Seg>& segs = seg_buf();
+    // Slack past the ends: the 8-float moves below touch two floats beyond a 6-pixel strip.
+    float* Ap = buf_a(static_cast<size_t>(kPM * kb.len + 8));
+    float* Ct = buf_c(static_cast<size_t>(kPM * Np));
+    float* xp = buf_pad(static_cast<size_t>(nb * pd.sample + 8));
+    for (int64_t grp = 0; grp < G; ++grp) {
+      pad_in(xp, img + (n0 * C + grp * Cg) * HW, nbk, g, pd);
+      const float* wg = Wt + grp * Np * CgKK;
+      for (int64_t m0 = 0; m0 < cols; m0 += kPM) {
+        const int64_t mc = std::min(kPM, cols - m0), mp = round_up(mc, kMR);
+        make_segments(segs, m0, mc, g, pd);
+        for (int64_t pc = 0; pc < CgKK; pc += kb.len) {
+          const int64_t kc = std::min(kb.len, CgKK - pc);
+          const int64_t* tk = tab.data() + pc;
+          // A strips: Ap[s*kc + k*6 + i] = im2col row pc+k at pixel m0+s+i (zero past mc).
+          size_t sg = 0;
+          for (int64_t s = 0; s < mp; s += kMR) {
+            float* ad = Ap + s * kc;
+            while (sg + 1 < segs.size() && segs[sg].joff + segs[sg].len <= s) ++sg;
+            const Seg& seg = segs[sg];
+            if (g.sw == 1 && s + kMR <= seg.joff + seg.len) {  // 6 neighbours in one row
+              const float* base = xp + seg.origin + (s - seg.joff);
+              for (int64_t k = 0; k < kc; ++k)
+                _mm256_storeu_ps(ad + k * kMR, _mm256_loadu_ps(base + tk[k]));
+              continue;
+            }
+            if (g.sw == 1 && s + kMR <= mc && sg + 1 < segs.size() &&
+                s + kMR <= segs[sg + 1].joff + segs[sg + 1].len) {
+              // The strip crosses one row end: two 8-float moves per k, the second (lanes from
+              // the next row on) overwriting the first's tail. Later stores fix the slack lanes.
+              const Seg& nx = segs[sg + 1];
+              const int64_t a = nx.joff - s;
+              const float* b0 = xp + seg.origin + (s - seg.joff);
+              const float* b1 = xp + nx.origin;
+              for (int64_t k = 0; k < kc; ++k) {
+                _mm256_storeu_ps(ad + k * kMR, _mm256_loadu_ps(b0 + tk[k]));
+                _mm256_storeu_ps(ad + k * kMR + a, _mm256_loadu_ps(b1 + tk[k]));
+              }
+              continue;
+            }
+            for (int64_t i = 0; i < kMR; ++i) {
+              const int64_t j = s + i;
+              if (j >= mc) {
+                for (int64_t k = 0; k < kc; ++k) ad[k * kMR + i] = 0.f;
+                continue;
+              }
+              size_t q = sg;
+              while (segs[q].joff + segs[q].len <= j) ++q;
+              const float* src = xp + segs[q].origin + (j - segs[q].joff) * g.sw;
+              for (int64_t k = 0; k < kc; ++k) ad[k * kMR + i] = src[tk[k]];
+            }
+          }
+          for (int64_t j = 0; j < Np; j += kNR) {
+            const float* bp = wg + pc * Np + j * kc;
+            for (int64_t s = 0; s < mp; s += kMR)
+              micro_6x16(kc, Ap + s * kc, bp, Ct + s * Np + j, Np, kMR, kNR, pc > 0);
+          }
+        }
+        // out[n, grp*OCg + o, q] = Ct[pixel, o] + bias, per run of one sample's pixels.
+        for (int64_t j = 0; j < mc;) {
+          const int64_t col = m0 + j, i = col / P, q = col % P;
+          const int64_t len = std::min(mc - j, P - q);
+          float* d0 = out + ((n0 + i) * OC + grp * OCg) * P + q;
+          const float* c0 = Ct + j * Np;
+          int64_t o = 0;
+          for (; o + 8 <= OCg; o += 8) {  // 8 channels x 8 pixels through a register transpose
+            const __m256 vb = bias ? _mm256_loadu_ps(bias + grp * OCg + o) : _mm256_setzero_ps();
+            int64_t t = 0;
+            for (; t + 8 <= len; t += 8) {
+              const float* c = c0 + t * Np + o;
+              __m256 r0 = _mm256_add_ps(_mm256_loadu_ps(c + 0 * Np), vb);
+              __m256 r1 = _mm256_add_ps(_mm256_loadu_ps(c + 1 * Np), vb);
+              __m256 r2 = _mm256_add_ps(_mm256_loadu_ps(c + 2 * Np), vb);
+              __m256 r3 = _mm256_add_ps(_mm256_loadu_ps(c + 3 * Np), vb);
+              __m256 r4 = _mm256_add_ps(_mm256_loadu_ps(c + 4 * Np), vb);
+              __m256 r5 = _mm256_add_ps(_mm256_loadu_ps(c + 5 * Np), vb);
+              __m256 r6 = _mm256_add_ps(_mm256_loadu_ps(c + 6 * Np), vb);
+              __m256 r7 = _mm256_add_ps(_mm256_loadu_ps(c + 7 * Np), vb);
+              gk::transpose8x8(r0, r1, r2, r3, r4, r5, r6, r7);
+              float* d = d0 + o * P + t;
+              _mm256_storeu_ps(d + 0 * P, r0);
+              _mm256_storeu_ps(d + 1 * P, r1);
+              _mm256_storeu_ps(d + 2 * P, r2);
+              _mm256_storeu_ps(d + 3 * P, r3);
+              _mm256_storeu_ps(d + 4 * P, r4);
+              _mm256_storeu_ps(d + 5 * P, r5);
+              _mm256_storeu_ps(d + 6 * P, r6);
+              _mm256_storeu_ps(d + 7 * P, r7);
+            }
+            for (; t < len; ++t)
+              for (int64_t r = 0; r < 8; ++r)
+                d0[(o + r) * P + t] = c0[t * Np + o + r] + (bias ? bias[grp * OCg + o + r] : 0.f);
+          }
+          for (; o < OCg; ++o) {
+            const float bv = bias ? bias[grp * OCg + o] : 0.f;
+            for (int64_t t = 0; t < len; ++t) d0[o * P + t] = c0[t * Np + o] + bv;
+          }
+          j += len;
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
 void conv_packed_side_from_image(float* out, const float* img, const float* w, const float* bias,
                                  const ConvGeom& g, int64_t nb, bool serial) {
+  // Pixel-major when the output channels fill 16-wide panels better than 6-row strips.
+  {
+    const int64_t OCg = g.OCg();
+    const double cm = double(round_up(OCg, kMR)) / OCg, pm = double(round_up(OCg, kNR)) / OCg;
+    if (pm + 0.05 < cm) {
+      side_from_image_pm(out, img, w, bias, g, nb, serial);
+      return;
+    }
+  }
   const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg();
   const int64_t CgKK = Cg * g.KK(), C = g.C, OC = g.OC, G = g.G;
   const int64_t Mp = round_up(OCg, kMR);
@@ -355,7 +499,7 @@ void conv_packed_weight_grad(float* dw, const float* src, const float* img, cons
     const int64_t b0 = ch * nblk / nchunks, b1 = (ch + 1) * nblk / nchunks;
     float* acc = part ? part + ch * WS : dw;
     std::vector<Seg>& segs = seg_buf();
-    float* Ap = buf_a(static_cast<size_t>(Mp * kcmax));
+    float* Ap = buf_a(static_cast<size_t>(Mp * kcmax + 8));
     float* Bp = buf_b(static_cast<size_t>(kcmax * kNR));
     float* Col = buf_c(static_cast<size_t>(kNR * kcmax));
     float* xp = buf_pad(static_cast<size_t>(nb * pd.sample));
@@ -369,20 +513,40 @@ void conv_packed_weight_grad(float* dw, const float* src, const float* img, cons
           const int64_t kc = std::min(kb.len, cols - c0);
           const bool load_c = !(part && blk == b0 && c0 == 0);
           make_segments(segs, c0, kc, g, pd);
-          // Ap: src rows (channels grp*OCg + o) at these columns, in strips of 6, zero rows past OCg.
+          // Ap: src rows (channels grp*OCg + o) at these columns, in strips of 6, zero rows past
+          // OCg. Eight columns at a time: rows o..o+5 (and two zero rows) transposed in registers,
+          // each column stored as 8 floats at its k*6 slot, ascending, so every store overwrites
+          // the previous one's two spare lanes (Ap has 8 floats of slack at the end).
           for (int64_t s = 0; s < Mp; s += kMR) {
             float* ad = Ap + s * kc;
-            for (int64_t r = 0; r < kMR; ++r) {
-              const int64_t o = s + r;
-              if (o >= OCg) {
-                for (int64_t k = 0; k < kc; ++k) ad[k * kMR + r] = 0.f;
-                continue;
+            const float* rows[kMR];
+            for (const Seg& sg : segs) {
+              for (int64_t r = 0; r < kMR; ++r)
+                rows[r] = s + r < OCg ? src + ((n0 + sg.i) * OC + grp * OCg + s + r) * P + sg.q
+                                      : nullptr;
+              float* a = ad + sg.joff * kMR;
+              int64_t t = 0;
+              for (; t + 8 <= sg.len; t += 8) {
+                __m256 r0 = rows[0] ? _mm256_loadu_ps(rows[0] + t) : _mm256_setzero_ps();
+                __m256 r1 = rows[1] ? _mm256_loadu_ps(rows[1] + t) : _mm256_setzero_ps();
+                __m256 r2 = rows[2] ? _mm256_loadu_ps(rows[2] + t) : _mm256_setzero_ps();
+                __m256 r3 = rows[3] ? _mm256_loadu_ps(rows[3] + t) : _mm256_setzero_ps();
+                __m256 r4 = rows[4] ? _mm256_loadu_ps(rows[4] + t) : _mm256_setzero_ps();
+                __m256 r5 = rows[5] ? _mm256_loadu_ps(rows[5] + t) : _mm256_setzero_ps();
+                __m256 r6 = _mm256_setzero_ps(), r7 = r6;
+                gk::transpose8x8(r0, r1, r2, r3, r4, r5, r6, r7);
+                float* d = a + t * kMR;
+                _mm256_storeu_ps(d + 0 * kMR, r0);
+                _mm256_storeu_ps(d + 1 * kMR, r1);
+                _mm256_storeu_ps(d + 2 * kMR, r2);
+                _mm256_storeu_ps(d + 3 * kMR, r3);
+                _mm256_storeu_ps(d + 4 * kMR, r4);
+                _mm256_storeu_ps(d + 5 * kMR, r5);
+                _mm256_storeu_ps(d + 6 * kMR, r6);
+                _mm256_storeu_ps(d + 7 * kMR, r7);
               }
-              for (const Seg& sg : segs) {
-                const float* row = src + ((n0 + sg.i) * OC + grp * OCg + o) * P + sg.q;
-                float* a = ad + sg.joff * kMR + r;
-                for (int64_t t = 0; t < sg.len; ++t) a[t * kMR] = row[t];
-              }
+              for (; t < sg.len; ++t)
+                for (int64_t r = 0; r < kMR; ++r) a[t * kMR + r] = rows[r] ? rows[r][t] : 0.f;
             }
           }
           for (int64_t j0 = 0; j0 < CgKK; j0 += kNR) {
