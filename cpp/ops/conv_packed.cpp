@@ -78,6 +78,9 @@ std::vector<int64_t> make_table(const ConvGeom& g, const Padded& pd) {
   return tab;
 }
 
+// Floats of slack after the gather targets and the padded block: vector moves may run 8 past.
+constexpr int64_t kSlack = 16;
+
 // A run of columns [joff, joff+len) of a panel or tile that lie in one output row of one sample.
 struct Seg {
   int64_t joff, len;
@@ -128,7 +131,9 @@ void gather(float* dst, int64_t ld, int64_t ncols, const float* xp, const int64_
       const float* src = xp + s.origin + tab[k0 + k];
       float* dd = d + s.joff;
       if (sw == 1) {
-        for (int64_t t = 0; t < s.len; ++t) dd[t] = src[t];
+        // 8-float moves; the last one runs past the segment into slots that a later segment,
+        // a later row or the tail zeroing below overwrites (buffers carry kSlack floats).
+        for (int64_t t = 0; t < s.len; t += 8) _mm256_storeu_ps(dd + t, _mm256_loadu_ps(src + t));
       } else {
         for (int64_t t = 0; t < s.len; ++t) dd[t] = src[t * sw];
       }
@@ -252,7 +257,7 @@ void side_from_image_pm(float* out, const float* img, const float* w, const floa
     // Slack past the ends: the 8-float moves below touch two floats beyond a 6-pixel strip.
     float* Ap = buf_a(static_cast<size_t>(kPM * kb.len + 8));
     float* Ct = buf_c(static_cast<size_t>(kPM * Np));
-    float* xp = buf_pad(static_cast<size_t>(nb * pd.sample + 8));
+    float* xp = buf_pad(static_cast<size_t>(nb * pd.sample + kSlack));
     for (int64_t grp = 0; grp < G; ++grp) {
       pad_in(xp, img + (n0 * C + grp * Cg) * HW, nbk, g, pd);
       const float* wg = Wt + grp * Np * CgKK;
@@ -381,9 +386,9 @@ void conv_packed_side_from_image(float* out, const float* img, const float* w, c
   run_tasks(nblk, 2 * nb * P * OC * CgKK, serial, [&](int64_t blk) {
     const int64_t n0 = blk * nb, nbk = std::min(nb, g.N - n0), cols = nbk * P;
     std::vector<Seg>& segs = seg_buf();
-    float* Bp = buf_b(static_cast<size_t>(kb.len * kNR));
+    float* Bp = buf_b(static_cast<size_t>(kb.len * kNR + kSlack));
     float* Ct = buf_c(static_cast<size_t>(Mp * kNR));
-    float* xp = buf_pad(static_cast<size_t>(nb * pd.sample));
+    float* xp = buf_pad(static_cast<size_t>(nb * pd.sample + kSlack));
     for (int64_t grp = 0; grp < G; ++grp) {
       pad_in(xp, img + (n0 * C + grp * Cg) * HW, nbk, g, pd);
       const float* wg = Wp + grp * Mp * CgKK;
@@ -437,9 +442,9 @@ void conv_packed_image_from_side(float* img, const float* src, const float* w, c
   run_tasks(nblk, 2 * nb * P * OC * CgKK, serial, [&](int64_t blk) {
     const int64_t n0 = blk * nb, nbk = std::min(nb, g.N - n0), cols = nbk * P;
     std::vector<Seg>& segs = seg_buf();
-    float* Bp = buf_b(static_cast<size_t>(kb.len * kNR));
+    float* Bp = buf_b(static_cast<size_t>(kb.len * kNR + kSlack));
     float* Ct = buf_c(static_cast<size_t>(Mp * kNR));
-    float* xp = buf_pad(static_cast<size_t>(nb * pd.sample));
+    float* xp = buf_pad(static_cast<size_t>(nb * pd.sample + kSlack));
     for (int64_t grp = 0; grp < G; ++grp) {
       std::fill(xp, xp + nbk * pd.sample, 0.f);
       for (int64_t j0 = 0; j0 < cols; j0 += kNR) {
@@ -500,9 +505,9 @@ void conv_packed_weight_grad(float* dw, const float* src, const float* img, cons
     float* acc = part ? part + ch * WS : dw;
     std::vector<Seg>& segs = seg_buf();
     float* Ap = buf_a(static_cast<size_t>(Mp * kcmax + 8));
-    float* Bp = buf_b(static_cast<size_t>(kcmax * kNR));
-    float* Col = buf_c(static_cast<size_t>(kNR * kcmax));
-    float* xp = buf_pad(static_cast<size_t>(nb * pd.sample));
+    float* Bp = buf_b(static_cast<size_t>(kcmax * kNR + kSlack));
+    float* Col = buf_c(static_cast<size_t>(kNR * kcmax + kSlack));
+    float* xp = buf_pad(static_cast<size_t>(nb * pd.sample + kSlack));
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t n0 = blk * nb, nbk = std::min(nb, g.N - n0), cols = nbk * P;
       const KBlocks kb(cols, kcmax);
