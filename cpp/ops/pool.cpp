@@ -213,9 +213,9 @@ inline int64_t max2_vec(double* y, int64_t* ip, const double* r, int64_t W, int6
   return OW;
 }
 
-// Backward, 8 float / 4 double outputs per step (the last step moved back as above). The index
-// offsets o = idx - (window base) are compared in 32-bit lanes (|o| < H*W <= INT32_MAX since
-// indices are in [0, H*W)).
+// Backward, 8 float / 4 double outputs per step (the last step moved back as above). For float
+// the index offsets o = idx - (window base) are compared in 32-bit lanes; an offset in its window
+// is in [0, W+1], so its high 32 bits must be 0 (which also rejects indices far out of range).
 template <int KH>
 inline int64_t max2_back_vec(float* d, const float* gy, const int64_t* ip, int64_t W,
                              int64_t base, int64_t OW, bool& ok) {
@@ -232,9 +232,12 @@ inline int64_t max2_back_vec(float* d, const float* gy, const int64_t* ip, int64
     const __m256i hi =
         _mm256_sub_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ip + ow + 4)),
                          _mm256_add_epi64(b, _mm256_set1_epi64x(8)));
-    // low 32 bits of the 8 offsets, in output order
+    // low 32 bits of the 8 offsets, in output order; the high 32 bits (any order: they only
+    // join the all-lanes check)
     const __m256i o = order(_mm256_castps_si256(
         _mm256_shuffle_ps(_mm256_castsi256_ps(lo), _mm256_castsi256_ps(hi), 0x88)));
+    const __m256i o_high = _mm256_castps_si256(
+        _mm256_shuffle_ps(_mm256_castsi256_ps(lo), _mm256_castsi256_ps(hi), 0xDD));
     const __m256 v = _mm256_add_ps(_mm256_loadu_ps(gy + ow), zero);
     const __m256i m0 = _mm256_cmpeq_epi32(o, _mm256_setzero_si256()),
                   m1 = _mm256_cmpeq_epi32(o, one);
@@ -253,7 +256,8 @@ inline int64_t max2_back_vec(float* d, const float* gy, const int64_t* ip, int64
       any = _mm256_or_si256(any, _mm256_or_si256(m2, m3));
       store_row(d + W + 2 * ow, m2, m3);
     }
-    hit = _mm256_and_si256(hit, any);
+    hit = _mm256_and_si256(hit, _mm256_and_si256(
+                                    any, _mm256_cmpeq_epi32(o_high, _mm256_setzero_si256())));
   }
   ok &= _mm256_movemask_epi8(hit) == -1;
   return OW;

@@ -311,3 +311,25 @@ def test_max_pool_backward_any_indices(shp, dtype):
     q[-1] = plane + 5  # the first bad one is reported
     with pytest.raises(IndexError, match=r"index -1 is out of range"):
         em._core.max_pool_backward(g, idx, list(shp), k, k, [0] * nd, [1] * nd, False, nd)
+    # an index whose low 32 bits are in its window
+    _, idx = good(r.standard_normal(shp), 2, return_indices=True)
+    idx = idx.numpy().copy()
+    idx[1, 1].reshape(-1)[0] += 2**32
+    with pytest.raises(IndexError, match=rf"index {idx[1, 1].reshape(-1)[0]} is out of range"):
+        em._core.max_pool_backward(g, idx, list(shp), k, k, [0] * nd, [1] * nd, False, nd)
+
+
+def test_max_pool_backward_out_of_range_general_kernel():
+    # The kernel, not the binding, bound-checks indices: also outside the kernel-2 fast path.
+    x = R(2, 3, 9, 8)
+    _, idx = F.max_pool2d(x, 3, stride=2, padding=1, return_indices=True)
+    idx = idx.numpy().copy()
+    g = np.ones(idx.shape)
+    args = ([3, 3], [2, 2], [1, 1], [1, 1], False, 2)
+    dx = em._core.max_pool_backward(g, idx, [2, 3, 9, 8], *args)
+    ref = np.zeros((6, 72))
+    np.add.at(ref, (np.arange(6)[:, None], idx.reshape(6, -1)), g.reshape(6, -1))
+    np.testing.assert_array_equal(dx.reshape(6, 72), ref)
+    idx[1, 2, 3, 1] = 72
+    with pytest.raises(IndexError, match=r"index 72 is out of range for an input plane of 72"):
+        em._core.max_pool_backward(g, idx, [2, 3, 9, 8], *args)
