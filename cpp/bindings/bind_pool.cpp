@@ -68,22 +68,26 @@ py::array max_pool_backward_py(const py::array& dy, const py::array& indices,
   if (shape_of(idx) != ys)
     value_error(op + ": indices shape " + shape_str(idx) + " does not match output shape " +
                 ember::shape_str(ys));
-  // Indices come from the user when return_indices is used elsewhere: bound-check them.
+  // Indices come from the user when return_indices is used elsewhere: the kernel bound-checks
+  // them (in its pass over them); on failure the first bad one is reported.
   const int64_t plane = g.H * g.W;
   const int64_t* ip = idx.data();
-  for (py::ssize_t i = 0; i < idx.size(); ++i)
-    if (ip[i] < 0 || ip[i] >= plane)
-      index_error(op + ": index " + std::to_string(ip[i]) + " is out of range for an input plane of " +
-                  std::to_string(plane) + " elements");
   return dispatch(d, [&](auto tag) -> py::array {
     using T = decltype(tag);
     auto dx = empty<T>(input_shape);
     T* dxp = dx.mutable_data();
     const T* dyp = cptr<T>(dy);
+    bool in_range;
     {
       py::gil_scoped_release nogil;
-      max_pool2d_backward<T>(dxp, dyp, ip, g);
+      in_range = max_pool2d_backward<T>(dxp, dyp, ip, g);
     }
+    if (!in_range)
+      for (py::ssize_t i = 0; i < idx.size(); ++i)
+        if (ip[i] < 0 || ip[i] >= plane)
+          index_error(op + ": index " + std::to_string(ip[i]) +
+                      " is out of range for an input plane of " + std::to_string(plane) +
+                      " elements");
     return dx;
   });
 }

@@ -17,9 +17,10 @@ namespace ember {
 template <class T>
 void max_pool2d_forward(T* y, int64_t* idx, const T* x, const PoolGeom& g);
 
-// dx (N, C, H, W) = scatter-add of dy at idx (overwrite).
+// dx (N, C, H, W) = scatter-add of dy at idx (overwrite). Returns false, with dx unspecified,
+// when an index is outside [0, H*W) (the caller reports it).
 template <class T>
-void max_pool2d_backward(T* dx, const T* dy, const int64_t* idx, const PoolGeom& g);
+bool max_pool2d_backward(T* dx, const T* dy, const int64_t* idx, const PoolGeom& g);
 
 // y = mean over each window; the divisor counts padding when count_include_pad (windows are
 // clipped to input + padding), or is divisor_override when > 0.

@@ -184,3 +184,152 @@ def test_pool_layers():
     y, idx = nn.MaxPool2d(2, return_indices=True)(x)
     assert idx.shape == y.shape == (2, 3, 4, 4)
     assert repr(nn.MaxPool2d(2)) == repr(torch.nn.MaxPool2d(2))
+
+
+# ---- the 2-wide / stride-2 max pooling fast path (2x2 in 2-D, kernel 2 in 1-D) ---------------
+
+# Every window of 4 values over {NaN, -inf, -0.0, +0.0, 1, 2}: NaN in every position and every
+# combination of positions (the last NaN in scan order wins, as in PyTorch), ties (the first
+# maximum wins), signed zeros (compared equal: the first is kept, its sign bit is the output).
+_VALS = np.array([np.nan, -np.inf, -0.0, 0.0, 1.0, 2.0])
+_WINDOWS = np.array(np.meshgrid(*[_VALS] * 4, indexing="ij")).reshape(4, -1).T  # (1296, 4)
+
+
+def _bits(a):
+    a = np.ascontiguousarray(a)
+    return a.view(np.uint32 if a.dtype == np.float32 else np.uint64)
+
+
+def _tile_windows(n_rows, ow, extra_w, extra_h, dtype, seed):
+    """(1, C, 2*n_rows + extra_h, 2*ow + extra_w) with the windows of _WINDOWS, shuffled, in the
+    2x2 cells (cycled to fill); the extra rows/columns (outside every window) are random."""
+    r = np.random.default_rng(seed)
+    n_cells = n_rows * ow
+    C = max(1, -(-len(_WINDOWS) // n_cells))
+    cells = _WINDOWS[r.permutation(np.resize(np.arange(len(_WINDOWS)), C * n_cells))]
+    x = r.standard_normal((1, C, 2 * n_rows + extra_h, 2 * ow + extra_w))
+    c = cells.reshape(C, n_rows, ow, 2, 2).transpose(0, 1, 3, 2, 4).reshape(C, 2 * n_rows, 2 * ow)
+    x[0, :, :2 * n_rows, :2 * ow] = c
+    return x.astype(dtype)
+
+
+def _check_max_pool_vs_torch(x, nd, **kw):
+    """Forward values (bitwise), indices, and the backward (bitwise, grad_output with -0.0 and
+    NaN entries) against torch."""
+    em_pool, t_pool = (F.max_pool2d, TF.max_pool2d) if nd == 2 else (F.max_pool1d, TF.max_pool1d)
+    t = em.tensor(x, dtype=x.dtype, requires_grad=True)
+    y, idx = em_pool(t, 2, return_indices=True, **kw)
+    tx = torch.tensor(x, requires_grad=True)
+    ty, tidx = t_pool(tx, 2, return_indices=True, **kw)
+    np.testing.assert_array_equal(_bits(y.numpy()), _bits(ty.detach().numpy()))
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+    g = np.random.default_rng(7).standard_normal(y.shape).astype(x.dtype)
+    g.reshape(-1)[::3] = -0.0  # scatter-add into zeros makes these +0.0 in torch
+    g.reshape(-1)[1::7] = np.nan
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_array_equal(_bits(t.grad.numpy()), _bits(tx.grad.numpy()))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ow,extra_w,extra_h", [
+    (1, 0, 0), (3, 1, 1), (4, 0, 1), (7, 1, 0), (8, 0, 0), (9, 1, 1), (13, 0, 0), (16, 1, 0),
+    (17, 0, 1), (33, 1, 1)])
+def test_max_pool2d_2x2_nan_ties_signed_zeros(ow, extra_w, extra_h, dtype):
+    x = _tile_windows(5, ow, extra_w, extra_h, dtype, seed=ow)
+    _check_max_pool_vs_torch(x, 2)
+    _check_max_pool_vs_torch(x, 2, stride=2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ow,extra_w", [(1, 1), (5, 0), (8, 1), (12, 0), (19, 1), (64, 0)])
+def test_max_pool1d_2_nan_ties_signed_zeros(ow, extra_w, dtype):
+    # 1-D windows are the pairs (c0, c1) of the 2x2 windows: every NaN / tie / zero combination.
+    x = _tile_windows(2, ow, extra_w, 0, dtype, seed=ow)[0]  # (C, H, W) read as (N, C, L)
+    _check_max_pool_vs_torch(x, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_2x2_bitwise_1_vs_2_threads(dtype):
+    # Large enough to run in parallel (1152 planes); NaNs and ties included; 2-D and 1-D, with
+    # and without indices.
+    x = _tile_windows(16, 16, 1, 1, dtype, seed=3)
+    x = np.concatenate([x] * 192, axis=0)  # (192, 6, 33, 33)
+    x1 = x.reshape(x.shape[0], x.shape[1], -1)[:, :, :1088]
+    prev = em.get_num_threads()
+    res = []
+    try:
+        for nt in (1, 2):
+            em.set_num_threads(nt)
+            out = []
+            for a, pool in ((x, F.max_pool2d), (x1, F.max_pool1d)):
+                t = em.tensor(a, dtype=dtype, requires_grad=True)
+                y, idx = pool(t, 2, return_indices=True)
+                y.backward(np.ones(y.shape, dtype))
+                with em.no_grad():
+                    y2 = pool(em.tensor(a, dtype=dtype), 2)
+                out += [_bits(y.numpy()), idx.numpy(), _bits(t.grad.numpy()), _bits(y2.numpy())]
+            res.append(out)
+    finally:
+        em.set_num_threads(prev)
+    for a, b in zip(*res):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shp", [(2, 3, 10, 34), (2, 3, 6, 7), (2, 3, 34), (2, 3, 7)])
+def test_max_pool_backward_any_indices(shp, dtype):
+    # Indices that are not the forward's (outside their window, repeated) are scattered-added,
+    # as torch's max_pool2d_with_indices_backward does; out-of-range ones raise. Bad indices
+    # at the start and the end of a plane (wide and narrow rows, vector and scalar code).
+    nd = len(shp) - 2
+    r = np.random.default_rng(5)
+    plane = int(np.prod(shp[2:]))
+    k = [2] * nd
+    good = F.max_pool2d if nd == 2 else F.max_pool1d
+    _, idx = good(r.standard_normal(shp), 2, return_indices=True)
+    idx = idx.numpy().copy()
+    g = r.standard_normal(idx.shape).astype(dtype)
+    for bad_plane in [(0, 0), (1, 2)]:
+        q = idx[bad_plane].reshape(-1)
+        q[-1] = 0                     # outside its window
+        q[-2] = q[0]                  # a repeat, outside its window
+        if q.size > 6:
+            q[3] = plane - 1
+            q[4] = q[5]
+    dx = em._core.max_pool_backward(g, idx, list(shp), k, k, [0] * nd, [1] * nd, False, nd)
+    ref = np.zeros((shp[0] * shp[1], plane), dtype)
+    np.add.at(ref, (np.arange(ref.shape[0])[:, None], idx.reshape(ref.shape[0], -1)),
+              g.reshape(ref.shape[0], -1))
+    np.testing.assert_array_equal(dx.reshape(ref.shape), ref)
+    q = idx[1, 1].reshape(-1)
+    q[1] = plane
+    with pytest.raises(IndexError, match=rf"index {plane} is out of range for an input plane of "
+                                         rf"{plane} elements"):
+        em._core.max_pool_backward(g, idx, list(shp), k, k, [0] * nd, [1] * nd, False, nd)
+    q[1] = -1
+    q[-1] = plane + 5  # the first bad one is reported
+    with pytest.raises(IndexError, match=r"index -1 is out of range"):
+        em._core.max_pool_backward(g, idx, list(shp), k, k, [0] * nd, [1] * nd, False, nd)
+    # an index whose low 32 bits are in its window
+    _, idx = good(r.standard_normal(shp), 2, return_indices=True)
+    idx = idx.numpy().copy()
+    idx[1, 1].reshape(-1)[0] += 2**32
+    with pytest.raises(IndexError, match=rf"index {idx[1, 1].reshape(-1)[0]} is out of range"):
+        em._core.max_pool_backward(g, idx, list(shp), k, k, [0] * nd, [1] * nd, False, nd)
+
+
+def test_max_pool_backward_out_of_range_general_kernel():
+    # The kernel, not the binding, bound-checks indices: also outside the kernel-2 fast path.
+    x = R(2, 3, 9, 8)
+    _, idx = F.max_pool2d(x, 3, stride=2, padding=1, return_indices=True)
+    idx = idx.numpy().copy()
+    g = np.ones(idx.shape)
+    args = ([3, 3], [2, 2], [1, 1], [1, 1], False, 2)
+    dx = em._core.max_pool_backward(g, idx, [2, 3, 9, 8], *args)
+    ref = np.zeros((6, 72))
+    np.add.at(ref, (np.arange(6)[:, None], idx.reshape(6, -1)), g.reshape(6, -1))
+    np.testing.assert_array_equal(dx.reshape(6, 72), ref)
+    idx[1, 2, 3, 1] = 72
+    with pytest.raises(IndexError, match=r"index 72 is out of range for an input plane of 72"):
+        em._core.max_pool_backward(g, idx, [2, 3, 9, 8], *args)
