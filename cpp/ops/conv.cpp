@@ -189,12 +189,15 @@ inline Plan make_plan(const ConvGeom& g) {
   return p;
 }
 
+// Convolutions below this many flops stay on the calling thread. It was 16M while every sample
+// re-packed the weights and allocations page-faulted; with the packed path a 2-thread step of
+// LeNet-5 (W3) went 3.8 -> 3.2-3.6 ms and of the Conv1D net (W4) 2.3 -> 1.8 ms at 1M (idle
+// 2-core machine; on a busy one a parallel region costs more). EMBER_CONV_PARALLEL_WORK (read
+// once) overrides it, for tuning on other machines.
+static const int64_t kConvParallelWork = env_int("EMBER_CONV_PARALLEL_WORK", int64_t(1) << 20);
+
 // Runs body(blk, threaded) over all sample blocks: in parallel over blocks, or serially with
 // threaded GEMMs inside.
-// Convolutions below this many flops stay on the calling thread: measured on the 2-core
-// machines, PyTorch's small convolutions get no faster at 2 threads and ours neither (a parallel
-// region is cheap on an idle machine but costly on a busy one).
-constexpr int64_t kConvParallelWork = int64_t(1) << 24;
 
 // The packed float path (ops/conv_packed): AVX2 builds, unless EMBER_CONV_IMPL=im2col (read once,
 // for benchmarks and tests), and not for the few-huge-blocks plans that thread inside the GEMM.

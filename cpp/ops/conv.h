@@ -7,16 +7,20 @@
 // (N, OC, OH, OW) and its output the conv's input side (N, C, H, W); weight layout is the same
 // memory, (Cin_t = OC, OC_t/G = Cg, KH, KW).
 //
-// Method: im2col + GEMM per block of samples (several small samples share one GEMM so that tiny
+// Method: float on AVX2 builds runs ops/conv_packed (the packed GEMM micro-kernel with im2col
+// fused into its packing; at stride 1 the input gradient runs as the flipped convolution when
+// that is faster). Otherwise (double, portable builds, or too few sample blocks for threads over
+// blocks): im2col + GEMM per block of samples (several small samples share one GEMM so that tiny
 // convolutions still run at GEMM speed; a large sample is cut into tiles of output rows so that
-// its im2col stays in L2), col2im for the input-side gradients. float GEMMs run on an AVX2/FMA
-// 6x16 micro-kernel (ops/conv_gemm), double ones on Eigen. One level of parallelism: over sample
-// blocks with single-threaded GEMMs, or (too few blocks, decided by the shape only) serially over
-// blocks with ember::gemm's threaded GEMM; convolutions under 16 Mflop stay single-threaded.
-// Weight gradients are reduced over a fixed number of sample chunks in a fixed order, so every
-// result is bitwise identical at any thread count. Per-thread scratch is reused across calls.
-// Tuning knobs (read once; for experiments): EMBER_CONV_TILE (tile columns, 256),
-// EMBER_CONV_COLS (GEMM columns per sample block, 512), EMBER_CONV_EIGEN=1 (Eigen for float too).
+// its im2col stays in L2), col2im for the input-side gradients, on Eigen or ember::gemm.
+// One level of parallelism: over sample blocks with single-threaded kernels, or (too few blocks,
+// decided by the shape only) serially over blocks with ember::gemm's threaded GEMM; convolutions
+// under 1 Mflop stay single-threaded. Weight gradients are reduced over a fixed number of sample
+// chunks in a fixed order, so every result is bitwise identical at any thread count. Per-thread
+// scratch is reused across calls.
+// Tuning knobs (read once; for experiments): EMBER_CONV_IMPL=im2col (skip the packed path),
+// EMBER_CONV_PARALLEL_WORK (flops below which a convolution stays on one thread, 2^20),
+// EMBER_CONV_TILE (tile columns, 256), EMBER_CONV_COLS (GEMM columns per sample block, 512).
 //
 // Parameter gradients accumulate (+=); input gradients overwrite (=). Null pointers skip a grad.
 #pragma once
