@@ -259,3 +259,42 @@ def test_conv_default_init_bounds():
     m = nn.ConvTranspose2d(4, 6, 3, groups=2)
     assert m.weight.shape == (4, 3, 3, 3)
     assert np.abs(m.bias.numpy()).max() <= 1 / np.sqrt(3 * 9) + 1e-7
+
+
+# ---- the im2col fallback (double, portable builds) must agree with the packed float path ------
+
+_IMPL_PROBE = """
+import sys, numpy as np, ember as em
+from ember import functional as F
+rng = np.random.default_rng(5)
+out = {}
+for i, (xs, ws, kw) in enumerate([((3, 8, 12, 12), (16, 8, 3, 3), dict(padding=1)),
+                                  ((2, 6, 11, 9), (4, 3, 3, 3), dict(stride=2, groups=2))]):
+    x = em.tensor(rng.standard_normal(xs).astype(np.float32), requires_grad=True)
+    w = em.tensor(rng.standard_normal(ws).astype(np.float32), requires_grad=True)
+    y = F.conv2d(x, w, **kw)
+    y.backward(np.ones(y.shape, np.float32))
+    out[f"y{i}"], out[f"gx{i}"], out[f"gw{i}"] = y.numpy(), x.grad.numpy(), w.grad.numpy()
+np.savez(sys.argv[1], **out)
+"""
+
+
+def test_im2col_fallback_matches_packed_path(tmp_path):
+    import os
+    import pathlib
+    import subprocess
+    import sys
+    pkg = str(pathlib.Path(em.__file__).resolve().parents[1])
+    res = {}
+    for impl in ("packed", "im2col"):
+        env = dict(os.environ, PYTHONPATH=pkg + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env.pop("EMBER_CONV_IMPL", None)
+        if impl == "im2col":
+            env["EMBER_CONV_IMPL"] = "im2col"
+        path = tmp_path / f"{impl}.npz"
+        r = subprocess.run([sys.executable, "-c", _IMPL_PROBE, str(path)], env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        res[impl] = dict(np.load(path))
+    for k, v in res["packed"].items():
+        np.testing.assert_allclose(v, res["im2col"][k], rtol=1e-4, atol=1e-4, err_msg=k)
