@@ -10,6 +10,7 @@
 
 #include "core/gemm.h"
 #include "core/parallel.h"
+#include "core/reduce.h"
 #include "ops/conv_packed.h"
 
 namespace ember {
@@ -469,9 +470,7 @@ void channel_sum(T* db, const T* data, int64_t N, int64_t Ch, int64_t S) {
       T total = 0;
       for (int64_t n = 0; n < N; ++n) {
         const T* r = data + (n * Ch + c) * S;
-        T s = 0;
-        for (int64_t q = 0; q < S; ++q) s += r[q];
-        total += s;
+        total += sum_contig(r, S);
       }
       db[c] += total;
     }
