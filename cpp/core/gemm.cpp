@@ -51,7 +51,6 @@ auto block_of(const T* X, int64_t R, int64_t Ccols, int64_t r0, int64_t nr, int6
 // accumulating), each k-block sum formed in k order from zero in the micro-kernel: the arithmetic
 // depends on K only, so results are bitwise identical whatever the thread count or task split.
 
-using gk::AlignedBuf;
 using gk::kMR;
 using gk::kNR;
 using gk::micro_6x16;
@@ -62,14 +61,9 @@ constexpr int64_t kKC = 256;   // A micro-panel 6 KiB + B micro-panel 16 KiB in 
 constexpr int64_t kMC = 144;   // A block <= 144 x 256 floats = 144 KiB in L2 (512 KiB)
 constexpr int64_t kNC = 4080;  // B block <= 256 x 4080 floats ~ 4 MiB in L3
 
-float* a_buffer(size_t n) {
-  thread_local AlignedBuf buf;
-  return buf.get(n);
-}
-float* b_buffer(size_t n) {
-  thread_local AlignedBuf buf;
-  return buf.get(n);
-}
+// Per-thread packing buffers (scratch slots 0 and 1 are the GEMM's).
+inline float* a_buffer(size_t n) { return gk::scratch<0>(n); }
+inline float* b_buffer(size_t n) { return gk::scratch<1>(n); }
 
 
 // Whole-K variant for op(B) of at most kWholeB floats (the MLP / RNN / im2col sizes): all of B is

@@ -7,7 +7,7 @@
 //   pack_a:     rows of op(A) into 6-row panels (zero rows past the end).
 //   pack_b_panel: one 16-column panel of op(B) (zero columns past the end).
 //   transpose8x8: an 8x8 float transpose in registers.
-//   AlignedBuf: a 64-byte aligned, grow-only buffer (used thread_local for scratch).
+//   AlignedBuf, scratch<Slot>: 64-byte aligned, grow-only (per-thread) buffers.
 #pragma once
 
 #include <cstdint>
@@ -41,6 +41,14 @@ struct AlignedBuf {
     return p;
   }
 };
+
+// A per-thread, grow-only aligned scratch buffer; each Slot is its own buffer (callers that can
+// be active at once on one thread take different slots).
+template <int Slot>
+inline float* scratch(size_t n) {
+  thread_local AlignedBuf b;
+  return b.get(n);
+}
 
 // C[0:mr, 0:nr] (=|+=) Ap (6 x kc, packed k-major) * Bp (kc x 16, packed k-major).
 inline void micro_6x16(int64_t kc, const float* __restrict Ap, const float* __restrict Bp,

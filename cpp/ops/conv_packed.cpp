@@ -12,7 +12,6 @@ namespace ember {
 
 namespace {
 
-using gk::AlignedBuf;
 using gk::kMR;
 using gk::kNR;
 using gk::micro_6x16;
@@ -193,32 +192,14 @@ void scatter_add(float* xp, const float* col, const int64_t* tab, int64_t nk,
   }
 }
 
-// Per-thread buffers (grow-only, reused across calls).
-float* buf_b(size_t n) {
-  thread_local AlignedBuf b;
-  return b.get(n);
-}
-float* buf_c(size_t n) {
-  thread_local AlignedBuf b;
-  return b.get(n);
-}
-float* buf_a(size_t n) {
-  thread_local AlignedBuf b;
-  return b.get(n);
-}
+// Per-thread buffers (grow-only, reused across calls; scratch slots 10-15 are conv's).
+inline float* buf_a(size_t n) { return gk::scratch<10>(n); }
+inline float* buf_b(size_t n) { return gk::scratch<11>(n); }
+inline float* buf_c(size_t n) { return gk::scratch<12>(n); }
+inline float* buf_pad(size_t n) { return gk::scratch<13>(n); }
 // Caller-thread buffers shared read-only with the team (packed weights, partial sums).
-float* buf_shared(size_t n) {
-  thread_local AlignedBuf b;
-  return b.get(n);
-}
-float* buf_partial(size_t n) {
-  thread_local AlignedBuf b;
-  return b.get(n);
-}
-float* buf_pad(size_t n) {
-  thread_local AlignedBuf b;
-  return b.get(n);
-}
+inline float* buf_shared(size_t n) { return gk::scratch<14>(n); }
+inline float* buf_partial(size_t n) { return gk::scratch<15>(n); }
 std::vector<Seg>& seg_buf() {
   thread_local std::vector<Seg> v;
   return v;
