@@ -202,12 +202,22 @@ static const int64_t kConvParallelWork = env_int("EMBER_CONV_PARALLEL_WORK", int
 
 // The packed float path (ops/conv_packed): AVX2 builds, unless EMBER_CONV_IMPL=im2col (read once,
 // for benchmarks and tests), and not for the few-huge-blocks plans that thread inside the GEMM.
-inline bool use_packed(const Plan& p) {
+// Its sample blocks are only task granularity (16-pixel panels keep the kernel busy whatever the
+// block): nb samples so that a block has >= 256 output pixels. A single block of large work (one
+// big image) goes to the threaded-GEMM plan instead, which splits inside the image.
+constexpr int64_t kPackedCols = 256;
+inline int64_t packed_nb(const ConvGeom& g) {
+  const int64_t P = std::max<int64_t>(1, g.OH * g.OW);
+  return std::max<int64_t>(1, std::min(g.N, (kPackedCols + P - 1) / P));
+}
+inline bool use_packed(const ConvGeom& g) {
   static const bool on = [] {
     const char* e = std::getenv("EMBER_CONV_IMPL");
     return conv_packed_available() && !(e && std::string(e) == "im2col");
   }();
-  return on && !p.threaded;
+  if (!on) return false;
+  const int64_t nb = packed_nb(g), nblk = (g.N + nb - 1) / nb;
+  return nblk >= 2 || 2 * g.N * g.OC * g.Cg() * g.KK() * g.OH * g.OW < (int64_t(1) << 22);
 }
 inline bool conv_serial(const ConvGeom& g) {
   return 2 * g.N * g.OC * g.Cg() * g.KK() * g.OH * g.OW < kConvParallelWork;
@@ -244,8 +254,8 @@ template <class T>
 void conv_side_from_image(T* out, const T* img, const T* w, const T* bias, const ConvGeom& g) {
   const Plan pl = make_plan(g);
   if constexpr (std::is_same_v<T, float>) {
-    if (use_packed(pl)) {
-      conv_packed_side_from_image(out, img, w, bias, g, pl.nb, conv_serial(g));
+    if (use_packed(g)) {
+      conv_packed_side_from_image(out, img, w, bias, g, packed_nb(g), conv_serial(g));
       return;
     }
   }
@@ -300,7 +310,7 @@ template <class T>
 void image_from_conv_side(T* img, const T* src, const T* w, const T* bias, const ConvGeom& g) {
   const Plan pl = make_plan(g);
   if constexpr (std::is_same_v<T, float>) {
-    if (use_packed(pl)) {
+    if (use_packed(g)) {
       // At stride 1 the adjoint is itself a convolution: of src with the kernel flipped in space
       // and transposed in channels, padded by d*(k-1) - p. As a forward pass its reduction runs
       // over OCg*KH*KW (not OCg alone) and it gathers instead of scatter-adding: faster, and
@@ -324,11 +334,10 @@ void image_from_conv_side(T* img, const T* src, const T* w, const T* bias, const
                 for (int64_t kw = 0; kw < KW; ++kw)
                   wa[(((grp * Cg + c) * OCg + o) * KH + kh) * KW + kw] =
                       w[(((grp * OCg + o) * Cg + c) * KH + (KH - 1 - kh)) * KW + (KW - 1 - kw)];
-        conv_packed_side_from_image(img, src, wa.data(), bias, a, make_plan(a).nb,
-                                    conv_serial(a));
+        conv_packed_side_from_image(img, src, wa.data(), bias, a, packed_nb(a), conv_serial(a));
         return;
       }
-      conv_packed_image_from_side(img, src, w, bias, g, pl.nb, conv_serial(g));
+      conv_packed_image_from_side(img, src, w, bias, g, packed_nb(g), conv_serial(g));
       return;
     }
   }
@@ -385,8 +394,8 @@ template <class T>
 void weight_grad(T* dw, const T* src, const T* img, const ConvGeom& g) {
   const Plan pl = make_plan(g);
   if constexpr (std::is_same_v<T, float>) {
-    if (use_packed(pl)) {
-      conv_packed_weight_grad(dw, src, img, g, pl.nb, conv_serial(g));
+    if (use_packed(g)) {
+      conv_packed_weight_grad(dw, src, img, g, packed_nb(g), conv_serial(g));
       return;
     }
   }

@@ -77,8 +77,9 @@ std::vector<int64_t> make_table(const ConvGeom& g, const Padded& pd) {
   return tab;
 }
 
-// Floats of slack after the gather targets and the padded block: vector moves may run 8 past.
-constexpr int64_t kSlack = 16;
+// Floats of slack after the gather targets and the padded block: vector moves may run up to
+// 16 floats past (8 outputs at stride 2).
+constexpr int64_t kSlack = 32;
 
 // A run of columns [joff, joff+len) of a panel or tile that lie in one output row of one sample.
 struct Seg {
@@ -105,6 +106,14 @@ void make_segments(std::vector<Seg>& segs, int64_t j0, int64_t n, const ConvGeom
   }
 }
 
+// 8 outputs at input stride sw (1 or 2) from p: p[0..8), or p[0], p[2], ..., p[14].
+inline __m256 load8(const float* p, int64_t sw) {
+  if (sw == 1) return _mm256_loadu_ps(p);
+  const __m256 e = _mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8),
+                                     _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 b0 b2 | a4 a6 b4 b6
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
 // One full 16-pixel row segment at stride 1: the common case, two vector moves per row.
 inline bool whole_panel(const std::vector<Seg>& segs, const ConvGeom& g) {
   return segs.size() == 1 && segs[0].len == kNR && g.sw == 1;
@@ -129,10 +138,10 @@ void gather(float* dst, int64_t ld, int64_t ncols, const float* xp, const int64_
     for (const Seg& s : segs) {
       const float* src = xp + s.origin + tab[k0 + k];
       float* dd = d + s.joff;
-      if (sw == 1) {
-        // 8-float moves; the last one runs past the segment into slots that a later segment,
-        // a later row or the tail zeroing below overwrites (buffers carry kSlack floats).
-        for (int64_t t = 0; t < s.len; t += 8) _mm256_storeu_ps(dd + t, _mm256_loadu_ps(src + t));
+      if (sw <= 2) {
+        // 8 outputs per move; the last one runs past the segment into slots that a later
+        // segment, a later row or the tail zeroing below overwrites (buffers carry kSlack floats).
+        for (int64_t t = 0; t < s.len; t += 8) _mm256_storeu_ps(dd + t, load8(src + t * sw, sw));
       } else {
         for (int64_t t = 0; t < s.len; ++t) dd[t] = src[t * sw];
       }
@@ -270,23 +279,23 @@ void side_from_image_pm(float* out, const float* img, const float* w, const floa
             float* ad = Ap + s * kc;
             while (sg + 1 < segs.size() && segs[sg].joff + segs[sg].len <= s) ++sg;
             const Seg& seg = segs[sg];
-            if (g.sw == 1 && s + kMR <= seg.joff + seg.len) {  // 6 neighbours in one row
-              const float* base = xp + seg.origin + (s - seg.joff);
-              for (int64_t k = 0; k < kc; ++k)
-                _mm256_storeu_ps(ad + k * kMR, _mm256_loadu_ps(base + tk[k]));
+            const int64_t sw = g.sw;
+            if (sw <= 2 && s + kMR <= seg.joff + seg.len) {  // 6 neighbours in one row
+              const float* base = xp + seg.origin + (s - seg.joff) * sw;
+              for (int64_t k = 0; k < kc; ++k) _mm256_storeu_ps(ad + k * kMR, load8(base + tk[k], sw));
               continue;
             }
-            if (g.sw == 1 && s + kMR <= mc && sg + 1 < segs.size() &&
+            if (sw <= 2 && s + kMR <= mc && sg + 1 < segs.size() &&
                 s + kMR <= segs[sg + 1].joff + segs[sg + 1].len) {
-              // The strip crosses one row end: two 8-float moves per k, the second (lanes from
+              // The strip crosses one row end: two 8-output moves per k, the second (lanes from
               // the next row on) overwriting the first's tail. Later stores fix the slack lanes.
               const Seg& nx = segs[sg + 1];
               const int64_t a = nx.joff - s;
-              const float* b0 = xp + seg.origin + (s - seg.joff);
+              const float* b0 = xp + seg.origin + (s - seg.joff) * sw;
               const float* b1 = xp + nx.origin;
               for (int64_t k = 0; k < kc; ++k) {
-                _mm256_storeu_ps(ad + k * kMR, _mm256_loadu_ps(b0 + tk[k]));
-                _mm256_storeu_ps(ad + k * kMR + a, _mm256_loadu_ps(b1 + tk[k]));
+                _mm256_storeu_ps(ad + k * kMR, load8(b0 + tk[k], sw));
+                _mm256_storeu_ps(ad + k * kMR + a, load8(b1 + tk[k], sw));
               }
               continue;
             }
