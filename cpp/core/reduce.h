@@ -1,9 +1,11 @@
-// ember/core/reduce: the sum of a contiguous run, vectorized in a fixed order.
+// ember/core/reduce: sums of contiguous runs, vectorized in a fixed order.
 //
 // A plain `s += p[i]` loop is one dependent add per element (the compiler may not reorder float
 // additions): about 4 cycles each. Sixteen independent partial sums (lane j takes elements
-// j, j+16, ...) vectorize without reordering any single chain, and they are combined in a fixed
-// tree: the result depends on n only, never on threads or alignment.
+// j, j+16, ... of each run added) vectorize without reordering any single chain, and they are
+// combined in a fixed tree: the result depends on the run lengths only, never on threads or
+// alignment. Several runs (e.g. one channel's rows of every sample) share one set of lanes, so
+// short runs do not each pay for the final tree.
 #pragma once
 
 #include <cstdint>
@@ -11,16 +13,31 @@
 namespace ember {
 
 template <class T>
-inline T sum_contig(const T* p, int64_t n) {
-  constexpr int L = 16;
+struct LaneSum {
+  static constexpr int L = 16;
   T acc[L] = {};
-  int64_t i = 0;
-  for (; i + L <= n; i += L)
-    for (int j = 0; j < L; ++j) acc[j] += p[i + j];
-  for (int j = 0; i + j < n; ++j) acc[j] += p[i + j];
-  for (int w = L / 2; w >= 1; w /= 2)
-    for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
-  return acc[0];
+
+  void add(const T* p, int64_t n) {
+    int64_t i = 0;
+    for (; i + L <= n; i += L)
+      for (int j = 0; j < L; ++j) acc[j] += p[i + j];
+    for (int j = 0; i + j < n; ++j) acc[j] += p[i + j];
+  }
+
+  T total() const {
+    T a[L];
+    for (int j = 0; j < L; ++j) a[j] = acc[j];
+    for (int w = L / 2; w >= 1; w /= 2)
+      for (int j = 0; j < w; ++j) a[j] += a[j + w];
+    return a[0];
+  }
+};
+
+template <class T>
+inline T sum_contig(const T* p, int64_t n) {
+  LaneSum<T> s;
+  s.add(p, n);
+  return s.total();
 }
 
 }  // namespace ember

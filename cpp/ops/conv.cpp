@@ -476,12 +476,9 @@ void channel_sum(T* db, const T* data, int64_t N, int64_t Ch, int64_t S) {
   const int64_t cost = N * Ch * S >= kConvParallelWork ? N * S : 1;
   parallel_for(Ch, cost, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
-      T total = 0;
-      for (int64_t n = 0; n < N; ++n) {
-        const T* r = data + (n * Ch + c) * S;
-        total += sum_contig(r, S);
-      }
-      db[c] += total;
+      LaneSum<T> sum;
+      for (int64_t n = 0; n < N; ++n) sum.add(data + (n * Ch + c) * S, S);
+      db[c] += sum.total();
     }
   });
 }

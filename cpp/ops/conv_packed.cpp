@@ -191,6 +191,34 @@ void scatter_add(float* xp, const float* col, const int64_t* tab, int64_t nk,
         }
     return;
   }
+  if (sw == 2) {
+    // 8 outputs per step: their values spread to the even lanes of 16 (odd lanes and lanes past
+    // the segment add +0 to this task's private padded block), same loop order as above.
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i i0 = _mm256_setr_epi32(0, 1, 0, 0, 2, 3, 0, 0);
+    const __m256i i1 = _mm256_setr_epi32(4, 5, 0, 0, 6, 7, 0, 0);
+    const __m256 zero = _mm256_setzero_ps();
+    const int64_t KW = g.KW, rows = nk / KW;
+    for (const Seg& s : segs)
+      for (int64_t kw = 0; kw < KW; ++kw)
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t k = r * KW + kw;
+          float* dst = xp + s.origin + tab[k];
+          const float* cs = col + k * kNR + s.joff;
+          for (int64_t t = 0; t < s.len; t += 8) {
+            __m256 v = _mm256_loadu_ps(cs + t);
+            if (s.len - t < 8)
+              v = _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+                                       _mm256_set1_epi32(static_cast<int>(s.len - t)), lane)));
+            const __m256 lo = _mm256_unpacklo_ps(_mm256_permutevar8x32_ps(v, i0), zero);
+            const __m256 hi = _mm256_unpacklo_ps(_mm256_permutevar8x32_ps(v, i1), zero);
+            float* d = dst + 2 * t;
+            _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), lo));
+            _mm256_storeu_ps(d + 8, _mm256_add_ps(_mm256_loadu_ps(d + 8), hi));
+          }
+        }
+    return;
+  }
   for (int64_t k = 0; k < nk; ++k) {
     const float* c = col + k * kNR;
     for (const Seg& s : segs) {

@@ -80,6 +80,9 @@ CONV2D_GRID = [
     ((3, 24, 12, 12), (16, 24, 3, 3), dict(padding=1)),
     ((2, 32, 10, 11), (32, 16, 3, 5), dict(groups=2, dilation=(2, 1), padding=(1, 2))),
     ((2, 16, 9, 9), (16, 16, 3, 3), dict()),
+    # stride 2: 8-output gathers / scatters, panels within and across output rows
+    ((2, 4, 9, 40), (8, 4, 3, 3), dict(stride=2, padding=1)),
+    ((3, 5, 7, 11), (6, 5, 3, 3), dict(stride=2)),
 ]
 
 
@@ -96,6 +99,8 @@ def test_conv2d_vs_torch(xs, ws, kw):
     ((3, 4, 17), (6, 2, 3), dict(stride=2, padding=1, groups=2)),
     ((1, 4, 9), (4, 1, 4), dict(padding="same", dilation=2, groups=4)),
     ((2, 3, 10), (2, 3, 1), dict()),
+    ((6, 32, 20), (32, 32, 3), dict(stride=2, padding=1)),       # W4's third layer
+    ((30, 8, 40), (16, 8, 3), dict(stride=2, padding=1)),
 ])
 def test_conv1d_vs_torch(xs, ws, kw):
     compare_torch(lambda x, w, b: F.conv1d(x, w, b, **kw),
