@@ -170,7 +170,10 @@ def run_backward(root, grad, retain_graph=False):
         if node is None:
             # Steal g when nothing else refers to it (this frame's name + getrefcount's
             # argument) and it owns its memory: saves a copy of every leaf gradient per step.
-            accumulate_grad(t, g, owned=g.base is None and sys.getrefcount(g) <= 2)
+            # Counted before the call: inside the call expression g is already pushed as an
+            # argument, which made the count 3 and the steal never happen.
+            owned = g.base is None and sys.getrefcount(g) <= 2
+            accumulate_grad(t, g, owned=owned)
             continue
         if t._retain_grad:
             accumulate_grad(t, g)
@@ -186,6 +189,9 @@ def run_backward(root, grad, retain_graph=False):
             prev = grads.get(k)
             # A fresh sum, never in place: gi may alias another op's gradient buffer.
             grads[k] = gi if prev is None else prev + gi
+        # Let go of this node's gradients here, so that the grads dict holds the only reference
+        # and a leaf below can take its gradient array without a copy (the refcount test above).
+        in_grads = gi = prev = None
     if not retain_graph:
         # Drop each closure and the input edges (the activations they hold) so that memory is
         # returned now, not when the output tensor is next reassigned; a second backward through
