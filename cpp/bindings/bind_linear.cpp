@@ -12,7 +12,8 @@ int64_t rows_of(const Shape& s) {
   return m;
 }
 
-py::array linear_forward_py(const py::array& x, const py::array& w, const py::object& b) {
+py::array linear_forward_py(const py::array& x, const py::array& w, const py::object& b,
+                            bool relu) {
   const char* op = "linear";
   DType d = float_dtype(op, "input", x);
   check_float(op, "weight", w, d);
@@ -35,7 +36,7 @@ py::array linear_forward_py(const py::array& x, const py::array& w, const py::ob
     {
       // The GIL is released around the kernel only: `return y` below touches a Python object.
       py::gil_scoped_release nogil;
-      linear_forward<T>(yp, xp, wp, bp, M, K, N);
+      linear_forward<T>(yp, xp, wp, bp, M, K, N, relu);
     }
     return y;
   });
@@ -127,7 +128,8 @@ py::array matmul_py(const py::array& a, const py::array& b, bool trans_a, bool t
 
 void bind_linear(py::module_& m) {
   m.def("linear_forward", &linear_forward_py, py::arg("x"), py::arg("weight"),
-        py::arg("bias") = py::none(), "y = x @ weight.T + bias in one kernel");
+        py::arg("bias") = py::none(), py::arg("relu") = false,
+        "y = x @ weight.T + bias in one kernel (relu=True: then max(y, 0), fused)");
   m.def("linear_backward", &linear_backward_py, py::arg("grad_output"), py::arg("x"),
         py::arg("weight"), py::arg("need_input_grad"), py::arg("grad_weight") = py::none(),
         py::arg("grad_bias") = py::none(),

@@ -37,6 +37,29 @@ auto block_of(const T* X, int64_t R, int64_t Ccols, int64_t r0, int64_t nr, int6
 }
 
 
+// Epilogue of gemm_bias_act on a finished region of C: + bias[col], then ReLU with relu's own
+// rule (x < 0 ? 0 : x: NaN and -0 pass through, as in ops/activation).
+template <class T>
+struct Epi {
+  const T* bias = nullptr;
+  bool relu = false;
+  bool any() const { return bias != nullptr || relu; }
+  void apply(T* C, int64_t ldc, int64_t r0, int64_t r1, int64_t c0, int64_t c1) const {
+    for (int64_t r = r0; r < r1; ++r) {
+      T* row = C + r * ldc;
+      if (bias)
+        for (int64_t c = c0; c < c1; ++c) row[c] += bias[c];
+      if (relu)
+        for (int64_t c = c0; c < c1; ++c) row[c] = row[c] < T(0) ? T(0) : row[c];
+    }
+  }
+  // The whole M x N matrix, rows split over threads.
+  void apply_all(T* C, int64_t M, int64_t N) const {
+    if (!any()) return;
+    parallel_for(M, 2 * N, [&](int64_t r0, int64_t r1) { apply(C, N, r0, r1, 0, N); });
+  }
+};
+
 #if defined(__AVX2__) && defined(__FMA__)
 #define EMBER_PACKED_SGEMM 1
 
@@ -74,7 +97,7 @@ constexpr int64_t kWholeB = int64_t(1) << 20;  // 4 MiB of packed B
 
 template <bool TA, bool TB>
 void packed_sgemm_wholek(int64_t M, int64_t N, int64_t K, const float* A, const float* B,
-                         float* C, bool acc) {
+                         float* C, bool acc, const Epi<float>& epi) {
   const int64_t sai = TA ? 1 : K, sak = TA ? M : 1;
   const int64_t sbk = TB ? 1 : N, sbn = TB ? K : 1;
   const int64_t nkb = (K + kKC - 1) / kKC, kcb = (K + nkb - 1) / nkb;
@@ -122,6 +145,8 @@ void packed_sgemm_wholek(int64_t M, int64_t N, int64_t K, const float* A, const 
                        nr, load_c);
         }
       }
+      // This region of C is complete: bias and activation while it is still in cache.
+      if (epi.any()) epi.apply(C, N, i0, i0 + mc, pbeg * kNR, std::min(N, pend * kNR));
       t = tend;
     }
   });
@@ -129,9 +154,9 @@ void packed_sgemm_wholek(int64_t M, int64_t N, int64_t K, const float* A, const 
 
 template <bool TA, bool TB>
 void packed_sgemm(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C,
-                  bool acc) {
+                  bool acc, const Epi<float>& epi) {
   if (K * ((N + kNR - 1) / kNR * kNR) <= kWholeB) {
-    packed_sgemm_wholek<TA, TB>(M, N, K, A, B, C, acc);
+    packed_sgemm_wholek<TA, TB>(M, N, K, A, B, C, acc, epi);
     return;
   }
   const int64_t sai = TA ? 1 : K, sak = TA ? M : 1;
@@ -185,6 +210,7 @@ void packed_sgemm(int64_t M, int64_t N, int64_t K, const float* A, const float* 
       });
     }
   }
+  epi.apply_all(C, M, N);
 }
 
 #endif  // AVX2 && FMA
@@ -239,34 +265,61 @@ bool use_packed(int64_t M, int64_t N, int64_t K) {
 
 }  // namespace
 
+namespace {
+
 template <class T>
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C,
-          bool accumulate) {
+void gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C,
+               bool accumulate, const Epi<T>& epi) {
   if (M == 0 || N == 0) return;
 #ifdef EMBER_PACKED_SGEMM
   if constexpr (std::is_same_v<T, float>) {
-    if (use_packed(M, N, K)) {
-      if (K == 0) {
-        if (!accumulate) std::fill(C, C + M * N, 0.f);
-        return;
-      }
-      if (!ta && !tb) packed_sgemm<false, false>(M, N, K, A, B, C, accumulate);
-      else if (!ta && tb) packed_sgemm<false, true>(M, N, K, A, B, C, accumulate);
-      else if (ta && !tb) packed_sgemm<true, false>(M, N, K, A, B, C, accumulate);
-      else packed_sgemm<true, true>(M, N, K, A, B, C, accumulate);
+    if (use_packed(M, N, K) && K > 0) {
+      if (!ta && !tb) packed_sgemm<false, false>(M, N, K, A, B, C, accumulate, epi);
+      else if (!ta && tb) packed_sgemm<false, true>(M, N, K, A, B, C, accumulate, epi);
+      else if (ta && !tb) packed_sgemm<true, false>(M, N, K, A, B, C, accumulate, epi);
+      else packed_sgemm<true, true>(M, N, K, A, B, C, accumulate, epi);
       return;
     }
   }
 #endif
-  if (!ta && !tb) eigen_gemm<T, false, false>(M, N, K, A, B, C, accumulate);
-  else if (!ta && tb) eigen_gemm<T, false, true>(M, N, K, A, B, C, accumulate);
-  else if (ta && !tb) eigen_gemm<T, true, false>(M, N, K, A, B, C, accumulate);
-  else eigen_gemm<T, true, true>(M, N, K, A, B, C, accumulate);
+  if (K == 0) {
+    if (!accumulate) std::fill(C, C + M * N, T(0));
+  } else if (!ta && !tb) {
+    eigen_gemm<T, false, false>(M, N, K, A, B, C, accumulate);
+  } else if (!ta && tb) {
+    eigen_gemm<T, false, true>(M, N, K, A, B, C, accumulate);
+  } else if (ta && !tb) {
+    eigen_gemm<T, true, false>(M, N, K, A, B, C, accumulate);
+  } else {
+    eigen_gemm<T, true, true>(M, N, K, A, B, C, accumulate);
+  }
+  epi.apply_all(C, M, N);
+}
+
+}  // namespace
+
+template <class T>
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C,
+          bool accumulate) {
+  gemm_impl<T>(ta, tb, M, N, K, A, B, C, accumulate, Epi<T>{});
+}
+
+template <class T>
+void gemm_bias_act(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, const T* B,
+                   T* C, const T* bias, bool relu) {
+  Epi<T> epi;
+  epi.bias = bias;
+  epi.relu = relu;
+  gemm_impl<T>(ta, tb, M, N, K, A, B, C, false, epi);
 }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, const float*,
                           float*, bool);
 template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, const double*, const double*,
                            double*, bool);
+template void gemm_bias_act<float>(bool, bool, int64_t, int64_t, int64_t, const float*,
+                                   const float*, float*, const float*, bool);
+template void gemm_bias_act<double>(bool, bool, int64_t, int64_t, int64_t, const double*,
+                                    const double*, double*, const double*, bool);
 
 }  // namespace ember

@@ -22,4 +22,11 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, const T* B,
           T* C, bool accumulate);
 
+// C = op(A) op(B) + bias (one value per column; may be null), then ReLU if relu (x < 0 ? 0 : x,
+// as ops/activation). The epilogue runs on each finished block of C while it is in cache
+// (packed float path) or as one pass after the product (others). For linear layers.
+template <class T>
+void gemm_bias_act(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A,
+                   const T* B, T* C, const T* bias, bool relu);
+
 }  // namespace ember

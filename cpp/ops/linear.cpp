@@ -8,16 +8,11 @@
 namespace ember {
 
 template <class T>
-void linear_forward(T* y, const T* x, const T* w, const T* b, int64_t M, int64_t K, int64_t N) {
-  if (b) {
-    // y starts as the broadcast bias; the GEMM then accumulates x w^T onto it.
-    parallel_for(M, N, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) std::copy(b, b + N, y + r * N);
-    });
-    gemm<T>(false, true, M, N, K, x, w, y, true);
-  } else {
-    gemm<T>(false, true, M, N, K, x, w, y, false);
-  }
+void linear_forward(T* y, const T* x, const T* w, const T* b, int64_t M, int64_t K, int64_t N,
+                    bool relu) {
+  // Bias (and the fused ReLU) are the GEMM's epilogue, applied to each block of y while it is
+  // in cache: no separate pass to broadcast the bias first or to apply the activation after.
+  gemm_bias_act<T>(false, true, M, N, K, x, w, y, b, relu);
 }
 
 template <class T>
@@ -44,7 +39,8 @@ void matmul_forward(T* c, const T* a, const T* b, int64_t batch, int64_t M, int6
 }
 
 #define EMBER_INSTANTIATE(T)                                                                   \
-  template void linear_forward<T>(T*, const T*, const T*, const T*, int64_t, int64_t, int64_t); \
+  template void linear_forward<T>(T*, const T*, const T*, const T*, int64_t, int64_t,      \
+                                  int64_t, bool);                                            \
   template void linear_backward<T>(T*, T*, T*, const T*, const T*, const T*, int64_t, int64_t,  \
                                    int64_t);                                                    \
   template void matmul_forward<T>(T*, const T*, const T*, int64_t, int64_t, int64_t, int64_t,   \

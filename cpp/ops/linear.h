@@ -8,9 +8,11 @@
 
 namespace ember {
 
-// y (M, N) = x (M, K) * w^T (K, N) + b (N) ; b may be null.
+// y (M, N) = x (M, K) * w^T (K, N) + b (N) ; b may be null. relu: y = relu(y), fused (a
+// Linear followed by ReLU in nn.Sequential runs as one call).
 template <class T>
-void linear_forward(T* y, const T* x, const T* w, const T* b, int64_t M, int64_t K, int64_t N);
+void linear_forward(T* y, const T* x, const T* w, const T* b, int64_t M, int64_t K, int64_t N,
+                    bool relu = false);
 
 // dx (M, K) = dy w            (overwrite; skipped when dx is null)
 // dw (N, K) += dy^T x         (accumulate; skipped when dw is null)

@@ -4,11 +4,18 @@ import numpy as np
 from .. import _core
 from ..tensor import Tensor, as_tensor, make_result
 
-__all__ = ["linear", "matmul"]
+__all__ = ["linear", "linear_relu", "matmul"]
 
 
 def linear(input, weight, bias=None) -> Tensor:
     """Applies ``input @ weight.T + bias``. input (*, in), weight (out, in), bias (out,)."""
+    return linear_relu(input, weight, bias, relu=False)
+
+
+def linear_relu(input, weight, bias=None, relu=True) -> Tensor:
+    """``relu(linear(input, weight, bias))`` as one kernel call and one graph node (the ReLU is
+    the GEMM's epilogue); the same values and gradients as the two ops. nn.Sequential uses it
+    for a Linear followed by a ReLU."""
     w = weight if isinstance(weight, Tensor) else as_tensor(weight)
     b = bias if bias is None or isinstance(bias, Tensor) else as_tensor(bias)
     if isinstance(input, Tensor):
@@ -18,9 +25,11 @@ def linear(input, weight, bias=None) -> Tensor:
         x = as_tensor(input)
         if x.data.dtype != w.data.dtype and x.data.dtype.kind == "f":
             x = Tensor(x.data.astype(w.data.dtype))
-    y = _core.linear_forward(x.data, w.data, None if b is None else b.data)
+    y = _core.linear_forward(x.data, w.data, None if b is None else b.data, relu)
 
     def backward(g):
+        if relu:
+            g = _core.relu_backward(g, y)
         # Weight and bias gradients of leaf parameters accumulate straight into .grad (the
         # kernel's += rule), so no temporary is made for them.
         gw = gb = None
@@ -43,7 +52,7 @@ def linear(input, weight, bias=None) -> Tensor:
                                    dw, db)
         return gx, gw, gb
 
-    return make_result(y, (x, w, b), backward, "LinearBackward")
+    return make_result(y, (x, w, b), backward, "LinearReluBackward" if relu else "LinearBackward")
 
 
 def matmul(a, b) -> Tensor:

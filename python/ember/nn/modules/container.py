@@ -1,9 +1,18 @@
 from collections import OrderedDict
 
+from ... import functional as F
 from ...tensor import as_tensor, flatten
+from .activation import ReLU
+from .linear import Linear
 from .module import Module
 
 __all__ = ["Sequential", "ModuleList", "Identity", "Flatten", "Unflatten"]
+
+
+def _fuses_with_relu(m, nxt) -> bool:
+    """A plain Linear followed by a plain ReLU (subclasses that override forward run as written)."""
+    return (type(nxt).forward is ReLU.forward and isinstance(m, Linear)
+            and type(m).forward is Linear.forward)
 
 
 class Sequential(Module):
@@ -22,8 +31,18 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
+        mods = list(self._modules.values())
+        i, n = 0, len(mods)
+        while i < n:
+            m = mods[i]
+            if i + 1 < n and _fuses_with_relu(m, mods[i + 1]):
+                # Linear then ReLU: one fused kernel and graph node (F.linear_relu), same values
+                # and gradients as calling the two modules.
+                x = F.linear_relu(x, m.weight, m.bias)
+                i += 2
+            else:
+                x = m(x)
+                i += 1
         return x
 
     def __len__(self):

@@ -1,0 +1,76 @@
+"""nn.Sequential runs a Linear followed by a ReLU as one fused call (F.linear_relu: the ReLU is
+the GEMM's epilogue). It must give exactly what the two modules give, forward and backward."""
+import numpy as np
+import pytest
+
+import ember as em
+from ember import functional as F
+from ember import nn
+
+
+def _unfused(seq, x):
+    for m in seq:
+        x = m(x)
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch", [1, 7, 64])   # M = 1 and small M run on Eigen, 64 packed
+def test_fused_matches_the_two_modules_bitwise(dtype, batch):
+    em.manual_seed(0)
+    seq = nn.Sequential(nn.Linear(33, 40), nn.ReLU(), nn.Linear(40, 20), nn.ReLU(),
+                        nn.Linear(20, 5))
+    for p in seq.parameters():
+        p.data = p.data.astype(dtype)
+    rng = np.random.default_rng(1)
+    xa = rng.standard_normal((batch, 33)).astype(dtype)
+    xa[0, :3] = np.nan                      # NaN must pass through the fused ReLU as through F.relu
+    g = rng.standard_normal((batch, 5)).astype(dtype)
+    outs = []
+    for run in (seq.forward, lambda x: _unfused(seq, x)):
+        seq.zero_grad()
+        x = em.tensor(xa, dtype=dtype, requires_grad=True)
+        y = run(x)
+        y.backward(g)
+        outs.append([y.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in seq.parameters()])
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fusion_happens_and_respects_overrides():
+    seq = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+    y = seq(em.tensor(np.ones((2, 4), np.float32), requires_grad=True))
+    assert y.grad_fn.name == "LinearReluBackward"
+
+    class Shifted(nn.Linear):
+        def forward(self, x):
+            return super().forward(x) + 100.0
+
+    class Neg(nn.ReLU):
+        def forward(self, x):
+            return -F.relu(x)
+
+    em.manual_seed(0)
+    s1 = nn.Sequential(Shifted(4, 3), nn.ReLU())
+    assert (s1(np.ones((2, 4), np.float32)).numpy() >= 99.0).all()   # the override ran
+    s2 = nn.Sequential(nn.Linear(4, 3), Neg())
+    assert (s2(np.ones((2, 4), np.float32)).numpy() <= 0).all()
+
+
+def test_linear_relu_vs_torch():
+    torch = pytest.importorskip("torch")
+    from helpers import compare_torch
+    rng = np.random.default_rng(2)
+    compare_torch(lambda x, w, b: F.linear_relu(x, w, b),
+                  lambda x, w, b: torch.relu(torch.nn.functional.linear(x, w, b)),
+                  rng.standard_normal((16, 12)), rng.standard_normal((9, 12)),
+                  rng.standard_normal(9))
+
+
+def test_linear_relu_under_no_grad():
+    x = np.array([[1.0, -2.0]], np.float32)
+    w = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    with em.no_grad():
+        y = F.linear_relu(x, w, None)
+    np.testing.assert_array_equal(y.numpy(), [[1.0, 0.0]])
+    assert y.grad_fn is None
