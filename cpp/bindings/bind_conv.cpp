@@ -48,7 +48,7 @@ void check_grad_output(const char* op, const py::array& dy, const Shape& expect)
 
 py::array conv_forward_py(const py::array& x, const py::array& w, const py::object& b,
                           const IntVec& stride, const IntVec& padding, const IntVec& dilation,
-                          int64_t groups, const std::string& padding_mode, int nd) {
+                          int64_t groups, const std::string& padding_mode, int nd, bool relu) {
   check_nd(nd);
   const char* op = conv_name(nd);
   DType d = float_dtype(op, "input", x);
@@ -65,7 +65,7 @@ py::array conv_forward_py(const py::array& x, const py::array& w, const py::obje
     const T *xp = cptr<T>(x), *wp = cptr<T>(w), *bp = has_b ? cptr<T>(ba) : nullptr;
     {
       py::gil_scoped_release nogil;
-      conv2d_forward<T>(yp, xp, wp, bp, g);
+      conv2d_forward<T>(yp, xp, wp, bp, g, relu);
     }
     return y;
   });
@@ -173,8 +173,9 @@ py::object convt_backward_py(const py::array& dy, const py::array& x, const py::
 void bind_conv(py::module_& m) {
   m.def("conv_forward", &conv_forward_py, py::arg("x"), py::arg("weight"), py::arg("bias"),
         py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
-        py::arg("padding_mode"), py::arg("nd"),
-        "conv1d (nd=1) / conv2d (nd=2) forward; padding_mode '' (use padding), 'same', 'valid'");
+        py::arg("padding_mode"), py::arg("nd"), py::arg("relu") = false,
+        "conv1d (nd=1) / conv2d (nd=2) forward; padding_mode '' (use padding), 'same', 'valid'; "
+        "relu=True: then max(y, 0), fused");
   m.def("conv_backward", &conv_backward_py, py::arg("grad_output"), py::arg("x"),
         py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
         py::arg("groups"), py::arg("padding_mode"), py::arg("nd"), py::arg("need_input_grad"),

@@ -486,9 +486,21 @@ void channel_sum(T* db, const T* data, int64_t N, int64_t Ch, int64_t S) {
 }  // namespace
 
 template <class T>
-void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g) {
+void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, bool relu) {
   if (g.N == 0 || g.OC == 0) return;
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_packed(g)) {  // the ReLU is part of the packed write-out
+      conv_packed_side_from_image(y, x, w, b, g, packed_nb(g), conv_serial(g), relu);
+      return;
+    }
+  }
   conv_side_from_image<T>(y, x, w, b, g);
+  if (relu) {
+    const int64_t n = g.N * g.OC * g.OH * g.OW;
+    parallel_for(n, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) y[i] = y[i] < T(0) ? T(0) : y[i];
+    });
+  }
 }
 
 template <class T>
@@ -515,7 +527,7 @@ void conv_transpose2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
 }
 
 #define EMBER_INSTANTIATE(T)                                                                    \
-  template void conv2d_forward<T>(T*, const T*, const T*, const T*, const ConvGeom&);           \
+  template void conv2d_forward<T>(T*, const T*, const T*, const T*, const ConvGeom&, bool);     \
   template void conv2d_backward<T>(T*, T*, T*, const T*, const T*, const T*, const ConvGeom&);  \
   template void conv_transpose2d_forward<T>(T*, const T*, const T*, const T*, const ConvGeom&); \
   template void conv_transpose2d_backward<T>(T*, T*, T*, const T*, const T*, const T*,          \

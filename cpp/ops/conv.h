@@ -31,7 +31,8 @@ namespace ember {
 
 // y (N, OC, OH, OW) = conv(x (N, C, H, W), w) + b ; b may be null.
 template <class T>
-void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g);
+void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g,
+                    bool relu = false);  // relu: y = relu(y), fused (Conv then ReLU in Sequential)
 
 // dx (N, C, H, W) = conv^T(dy)      (overwrite)
 // dw (OC, Cg, KH, KW) += dy * x     (accumulate)

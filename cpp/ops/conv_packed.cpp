@@ -1,6 +1,7 @@
 #include "ops/conv_packed.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "core/gemm_kernel.h"
@@ -268,7 +269,10 @@ namespace {
 constexpr int64_t kPM = 120;  // pixels per tile: 120 x 256 floats of A (120 KiB) stay in L2
 
 void side_from_image_pm(float* out, const float* img, const float* w, const float* bias,
-                        const ConvGeom& g, int64_t nb, bool serial) {
+                        const ConvGeom& g, int64_t nb, bool serial, bool relu) {
+  // relu's rule x < 0 ? 0 : x is max(0, x) with 0 first: NaN and -0 come back as they are.
+  const __m256 lo = relu ? _mm256_setzero_ps() : _mm256_set1_ps(-INFINITY);
+  const float flo = relu ? 0.f : -INFINITY;
   const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg();
   const int64_t CgKK = Cg * g.KK(), C = g.C, OC = g.OC, G = g.G;
   const int64_t Np = round_up(OCg, kNR);
@@ -367,22 +371,27 @@ void side_from_image_pm(float* out, const float* img, const float* w, const floa
               __m256 r7 = _mm256_add_ps(_mm256_loadu_ps(c + 7 * Np), vb);
               gk::transpose8x8(r0, r1, r2, r3, r4, r5, r6, r7);
               float* d = d0 + o * P + t;
-              _mm256_storeu_ps(d + 0 * P, r0);
-              _mm256_storeu_ps(d + 1 * P, r1);
-              _mm256_storeu_ps(d + 2 * P, r2);
-              _mm256_storeu_ps(d + 3 * P, r3);
-              _mm256_storeu_ps(d + 4 * P, r4);
-              _mm256_storeu_ps(d + 5 * P, r5);
-              _mm256_storeu_ps(d + 6 * P, r6);
-              _mm256_storeu_ps(d + 7 * P, r7);
+              _mm256_storeu_ps(d + 0 * P, _mm256_max_ps(lo, r0));
+              _mm256_storeu_ps(d + 1 * P, _mm256_max_ps(lo, r1));
+              _mm256_storeu_ps(d + 2 * P, _mm256_max_ps(lo, r2));
+              _mm256_storeu_ps(d + 3 * P, _mm256_max_ps(lo, r3));
+              _mm256_storeu_ps(d + 4 * P, _mm256_max_ps(lo, r4));
+              _mm256_storeu_ps(d + 5 * P, _mm256_max_ps(lo, r5));
+              _mm256_storeu_ps(d + 6 * P, _mm256_max_ps(lo, r6));
+              _mm256_storeu_ps(d + 7 * P, _mm256_max_ps(lo, r7));
             }
             for (; t < len; ++t)
-              for (int64_t r = 0; r < 8; ++r)
-                d0[(o + r) * P + t] = c0[t * Np + o + r] + (bias ? bias[grp * OCg + o + r] : 0.f);
+              for (int64_t r = 0; r < 8; ++r) {
+                const float v = c0[t * Np + o + r] + (bias ? bias[grp * OCg + o + r] : 0.f);
+                d0[(o + r) * P + t] = v < flo ? flo : v;
+              }
           }
           for (; o < OCg; ++o) {
             const float bv = bias ? bias[grp * OCg + o] : 0.f;
-            for (int64_t t = 0; t < len; ++t) d0[o * P + t] = c0[t * Np + o] + bv;
+            for (int64_t t = 0; t < len; ++t) {
+              const float v = c0[t * Np + o] + bv;
+              d0[o * P + t] = v < flo ? flo : v;
+            }
           }
           j += len;
         }
@@ -394,16 +403,18 @@ void side_from_image_pm(float* out, const float* img, const float* w, const floa
 }  // namespace
 
 void conv_packed_side_from_image(float* out, const float* img, const float* w, const float* bias,
-                                 const ConvGeom& g, int64_t nb, bool serial) {
+                                 const ConvGeom& g, int64_t nb, bool serial, bool relu) {
   // Pixel-major when the output channels fill 16-wide panels better than 6-row strips.
   {
     const int64_t OCg = g.OCg();
     const double cm = double(round_up(OCg, kMR)) / OCg, pm = double(round_up(OCg, kNR)) / OCg;
     if (pm + 0.05 < cm) {
-      side_from_image_pm(out, img, w, bias, g, nb, serial);
+      side_from_image_pm(out, img, w, bias, g, nb, serial, relu);
       return;
     }
   }
+  const __m256 lo = relu ? _mm256_setzero_ps() : _mm256_set1_ps(-INFINITY);
+  const float flo = relu ? 0.f : -INFINITY;
   const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg();
   const int64_t CgKK = Cg * g.KK(), C = g.C, OC = g.OC, G = g.G;
   const int64_t Mp = round_up(OCg, kMR);
@@ -445,10 +456,13 @@ void conv_packed_side_from_image(float* out, const float* img, const float* w, c
             const float* c = src + o * kNR;
             if (s.len == kNR) {
               const __m256 vb = _mm256_set1_ps(bv);
-              _mm256_storeu_ps(d, _mm256_add_ps(_mm256_load_ps(c), vb));
-              _mm256_storeu_ps(d + 8, _mm256_add_ps(_mm256_load_ps(c + 8), vb));
+              _mm256_storeu_ps(d, _mm256_max_ps(lo, _mm256_add_ps(_mm256_load_ps(c), vb)));
+              _mm256_storeu_ps(d + 8, _mm256_max_ps(lo, _mm256_add_ps(_mm256_load_ps(c + 8), vb)));
             } else {
-              for (int64_t t = 0; t < s.len; ++t) d[t] = c[t] + bv;
+              for (int64_t t = 0; t < s.len; ++t) {
+                const float v = c[t] + bv;
+                d[t] = v < flo ? flo : v;
+              }
             }
           }
         }
@@ -617,7 +631,7 @@ void conv_packed_weight_grad(float* dw, const float* src, const float* img, cons
 
 bool conv_packed_available() { return false; }
 void conv_packed_side_from_image(float*, const float*, const float*, const float*,
-                                 const ConvGeom&, int64_t, bool) {}
+                                 const ConvGeom&, int64_t, bool, bool) {}
 void conv_packed_image_from_side(float*, const float*, const float*, const float*,
                                  const ConvGeom&, int64_t, bool) {}
 void conv_packed_weight_grad(float*, const float*, const float*, const ConvGeom&, int64_t, bool) {}

@@ -24,8 +24,9 @@ namespace ember {
 bool conv_packed_available();
 
 // nb: samples per block (a function of the shape only). serial: stay on the calling thread.
+// relu: the output is max(y, 0) (relu's rule: NaN and -0 pass), applied in the write-out.
 void conv_packed_side_from_image(float* out, const float* img, const float* w, const float* bias,
-                                 const ConvGeom& g, int64_t nb, bool serial);
+                                 const ConvGeom& g, int64_t nb, bool serial, bool relu = false);
 void conv_packed_image_from_side(float* img, const float* src, const float* w, const float* bias,
                                  const ConvGeom& g, int64_t nb, bool serial);
 void conv_packed_weight_grad(float* dw, const float* src, const float* img, const ConvGeom& g,

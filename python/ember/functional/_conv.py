@@ -50,7 +50,9 @@ def _prepare(op, input, weight, bias):
     return x, w, b
 
 
-def _conv(nd, input, weight, bias, stride, padding, dilation, groups):
+def _conv(nd, input, weight, bias, stride, padding, dilation, groups, relu=False):
+    """relu=True: relu(conv(...)) as one call and one graph node (the ReLU is applied in the
+    convolution's write-out); nn.Sequential uses it for a Conv followed by a ReLU."""
     op = "conv1d" if nd == 1 else "conv2d"
     x, w, b = _prepare(op, input, weight, bias)
     st = _ints("stride", op, stride)
@@ -58,16 +60,19 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups):
     pad, mode = _padding(op, padding)
     groups = int(groups)
     y = _core.conv_forward(x.data, w.data, None if b is None else b.data, st, pad, dl, groups,
-                           mode, nd)
+                           mode, nd, relu)
 
     def backward(g):
+        if relu:
+            g = _core.relu_backward(g, y)
         dw, gw = _grad_target(w)
         db, gb = _grad_target(b)
         gx = _core.conv_backward(np.ascontiguousarray(g), x.data, w.data, st, pad, dl, groups,
                                  mode, nd, x.requires_grad, dw, db)
         return gx, gw, gb
 
-    return make_result(y, (x, w, b), backward, "Conv1dBackward" if nd == 1 else "Conv2dBackward")
+    name = "Conv1d" if nd == 1 else "Conv2d"
+    return make_result(y, (x, w, b), backward, name + ("ReluBackward" if relu else "Backward"))
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:

@@ -1,18 +1,27 @@
 from collections import OrderedDict
 
-from ... import functional as F
 from ...tensor import as_tensor, flatten
 from .activation import ReLU
+from .conv import Conv1d, Conv2d
 from .linear import Linear
 from .module import Module
 
 __all__ = ["Sequential", "ModuleList", "Identity", "Flatten", "Unflatten"]
 
 
+# Layers whose forward can take a following ReLU into the same kernel (their _forward_relu).
+_RELU_FUSABLE = (Linear, Conv1d, Conv2d)
+
+
 def _fuses_with_relu(m, nxt) -> bool:
-    """A plain Linear followed by a plain ReLU (subclasses that override forward run as written)."""
-    return (type(nxt).forward is ReLU.forward and isinstance(m, Linear)
-            and type(m).forward is Linear.forward)
+    """A plain Linear / Conv1d / Conv2d followed by a plain ReLU (subclasses that override
+    forward run as written)."""
+    if type(nxt).forward is not ReLU.forward:
+        return False
+    for cls in _RELU_FUSABLE:
+        if isinstance(m, cls):
+            return type(m).forward is cls.forward
+    return False
 
 
 class Sequential(Module):
@@ -36,9 +45,9 @@ class Sequential(Module):
         while i < n:
             m = mods[i]
             if i + 1 < n and _fuses_with_relu(m, mods[i + 1]):
-                # Linear then ReLU: one fused kernel and graph node (F.linear_relu), same values
-                # and gradients as calling the two modules.
-                x = F.linear_relu(x, m.weight, m.bias)
+                # Linear/Conv then ReLU: one fused kernel and graph node, the same values and
+                # gradients as calling the two modules.
+                x = m._forward_relu(x)
                 i += 2
             else:
                 x = m(x)

@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 from ... import functional as F
+from ...functional._conv import _conv
 from .. import init
 from ..parameter import Parameter
 from .module import Module
@@ -125,6 +126,12 @@ class Conv1d(_ConvNd):
         return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups)
 
+    def _forward_relu(self, x):
+        """relu(self(x)) in one fused call (used by nn.Sequential)."""
+        self._check_input(x)
+        return _conv(1, x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                     self.groups, relu=True)
+
 
 class Conv2d(_ConvNd):
     """2-D convolution over (N, C, H, W). weight (out_channels, in_channels/groups, kH, kW)."""
@@ -139,6 +146,12 @@ class Conv2d(_ConvNd):
         self._check_input(x)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups)
+
+    def _forward_relu(self, x):
+        """relu(self(x)) in one fused call (used by nn.Sequential)."""
+        self._check_input(x)
+        return _conv(2, x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                     self.groups, relu=True)
 
 
 class ConvTranspose1d(_ConvNd):

@@ -36,6 +36,10 @@ class Linear(Module):
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
 
+    def _forward_relu(self, x):
+        """relu(self(x)) in one fused call (used by nn.Sequential)."""
+        return F.linear_relu(x, self.weight, self.bias)
+
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")

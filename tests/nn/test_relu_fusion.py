@@ -1,5 +1,6 @@
-"""nn.Sequential runs a Linear followed by a ReLU as one fused call (F.linear_relu: the ReLU is
-the GEMM's epilogue). It must give exactly what the two modules give, forward and backward."""
+"""nn.Sequential runs a Linear / Conv1d / Conv2d followed by a ReLU as one fused call (the ReLU is
+the GEMM's epilogue, or part of the convolution's write-out). It must give exactly what the two
+modules give, forward and backward."""
 import numpy as np
 import pytest
 
@@ -74,3 +75,49 @@ def test_linear_relu_under_no_grad():
         y = F.linear_relu(x, w, None)
     np.testing.assert_array_equal(y.numpy(), [[1.0, 0.0]])
     assert y.grad_fn is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])   # packed float path / fallback
+@pytest.mark.parametrize("oc", [6, 16, 64])   # channel-major and pixel-major write-outs
+def test_conv_relu_fused_matches_the_two_modules_bitwise(dtype, oc):
+    em.manual_seed(0)
+    seq = nn.Sequential(nn.Conv2d(3, oc, 3, padding=1), nn.ReLU(), nn.Conv2d(oc, 4, 3), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(4 * 9 * 10, 3))
+    for p in seq.parameters():
+        p.data = p.data.astype(dtype)
+    rng = np.random.default_rng(3)
+    xa = rng.standard_normal((5, 3, 11, 12)).astype(dtype)
+    xa[0, 0, 4, 4] = np.nan
+    g = rng.standard_normal((5, 3)).astype(dtype)
+    outs = []
+    for run in (seq.forward, lambda x: _unfused(seq, x)):
+        seq.zero_grad()
+        x = em.tensor(xa, dtype=dtype, requires_grad=True)
+        y = run(x)
+        y.backward(g)
+        outs.append([y.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in seq.parameters()])
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_conv1d_relu_is_fused():
+    seq = nn.Sequential(nn.Conv1d(2, 5, 3, padding=1, stride=2), nn.ReLU())
+    y = seq(em.tensor(np.random.default_rng(0).standard_normal((3, 2, 9)).astype(np.float32),
+                      requires_grad=True))
+    assert y.grad_fn.name == "Conv1dReluBackward"
+    assert (y.numpy() >= 0).all()
+
+
+@pytest.mark.parametrize("oc", [6, 16, 32, 64])      # channel-major (6, 64) and pixel-major
+@pytest.mark.parametrize("width", [32, 12])           # whole 16-pixel panels / straddling rows
+def test_conv_relu_output_is_relu_of_conv(oc, width):
+    """The fused write-out applies relu's own rule (NaN stays NaN) in every path."""
+    em.manual_seed(0)
+    conv = nn.Conv2d(3, oc, 3, padding=1)
+    rng = np.random.default_rng(4)
+    xa = rng.standard_normal((3, 3, 9, width)).astype(np.float32)
+    xa[1, 2, 5, 7] = np.nan                  # NaN in every channel around (5, 7) of sample 1
+    x = em.tensor(xa)
+    fused = conv._forward_relu(x).numpy()
+    np.testing.assert_array_equal(fused, F.relu(conv(x)).numpy())
+    assert np.isnan(fused[1, :, 5, 7]).all()
