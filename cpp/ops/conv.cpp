@@ -251,11 +251,13 @@ void gather_rows(T* dst, const T* src, int64_t nbk, int64_t OCg, int64_t OC, int
 // out (N, OC, P) = W (OC, CgKK) @ im2col(img (N, C, HW)) [+ bias per OC]:
 // conv forward, and conv_transpose's input gradient.
 template <class T>
-void conv_side_from_image(T* out, const T* img, const T* w, const T* bias, const ConvGeom& g) {
+// relu: out = relu(out) (relu's rule), in the packed write-out or as a pass afterwards.
+void conv_side_from_image(T* out, const T* img, const T* w, const T* bias, const ConvGeom& g,
+                          bool relu = false) {
   const Plan pl = make_plan(g);
   if constexpr (std::is_same_v<T, float>) {
     if (use_packed(g)) {
-      conv_packed_side_from_image(out, img, w, bias, g, packed_nb(g), conv_serial(g));
+      conv_packed_side_from_image(out, img, w, bias, g, packed_nb(g), conv_serial(g), relu);
       return;
     }
   }
@@ -302,6 +304,10 @@ void conv_side_from_image(T* out, const T* img, const T* w, const T* bias, const
       }
     }
   });
+  if (relu)
+    parallel_for(g.N * OC * P, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) out[i] = out[i] < T(0) ? T(0) : out[i];
+    });
 }
 
 // img (N, C, HW) = col2im(W^T (CgKK, OCg) @ src (N, OC, P)) [+ bias per C]:
@@ -488,19 +494,7 @@ void channel_sum(T* db, const T* data, int64_t N, int64_t Ch, int64_t S) {
 template <class T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g, bool relu) {
   if (g.N == 0 || g.OC == 0) return;
-  if constexpr (std::is_same_v<T, float>) {
-    if (use_packed(g)) {  // the ReLU is part of the packed write-out
-      conv_packed_side_from_image(y, x, w, b, g, packed_nb(g), conv_serial(g), relu);
-      return;
-    }
-  }
-  conv_side_from_image<T>(y, x, w, b, g);
-  if (relu) {
-    const int64_t n = g.N * g.OC * g.OH * g.OW;
-    parallel_for(n, 1, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) y[i] = y[i] < T(0) ? T(0) : y[i];
-    });
-  }
+  conv_side_from_image<T>(y, x, w, b, g, relu);
 }
 
 template <class T>

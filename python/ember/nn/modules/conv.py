@@ -112,7 +112,22 @@ class _ConvNd(Module):
         return s
 
 
-class Conv1d(_ConvNd):
+class _Conv(_ConvNd):
+    """Conv1d / Conv2d: the forward convolution, alone or with a following ReLU fused in."""
+
+    def forward(self, x):
+        self._check_input(x)
+        return _conv(self._nd, x, self.weight, self.bias, self.stride, self.padding,
+                     self.dilation, self.groups)
+
+    def _forward_relu(self, x):
+        """relu(self(x)) in one fused call (used by nn.Sequential)."""
+        self._check_input(x)
+        return _conv(self._nd, x, self.weight, self.bias, self.stride, self.padding,
+                     self.dilation, self.groups, relu=True)
+
+
+class Conv1d(_Conv):
     """1-D convolution over (N, C, L). weight (out_channels, in_channels/groups, kernel_size)."""
     _nd = 1
 
@@ -121,19 +136,8 @@ class Conv1d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, dtype=dtype)
 
-    def forward(self, x):
-        self._check_input(x)
-        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
 
-    def _forward_relu(self, x):
-        """relu(self(x)) in one fused call (used by nn.Sequential)."""
-        self._check_input(x)
-        return _conv(1, x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                     self.groups, relu=True)
-
-
-class Conv2d(_ConvNd):
+class Conv2d(_Conv):
     """2-D convolution over (N, C, H, W). weight (out_channels, in_channels/groups, kH, kW)."""
     _nd = 2
 
@@ -141,17 +145,6 @@ class Conv2d(_ConvNd):
                  groups=1, bias=True, padding_mode="zeros", dtype=np.float32):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, dtype=dtype)
-
-    def forward(self, x):
-        self._check_input(x)
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
-
-    def _forward_relu(self, x):
-        """relu(self(x)) in one fused call (used by nn.Sequential)."""
-        self._check_input(x)
-        return _conv(2, x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                     self.groups, relu=True)
 
 
 class ConvTranspose1d(_ConvNd):
