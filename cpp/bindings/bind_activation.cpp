@@ -38,18 +38,38 @@ py::array unary(const char* op, const py::array& x, K kernel) {
   });
 }
 
-// dx = kernel(dy, saved): kernel(T* dx, const T* dy, const T* saved, int64_t n).
+// True (and the value in *v) when g is x's shape and dtype but holds one value broadcast to every
+// element (all strides 0, as np.broadcast_to makes for the gradient of a full sum or mean).
+template <class T>
+bool broadcast_scalar(const py::object& g, const py::array& like, T* v) {
+  if (!py::isinstance<py::array>(g)) return false;
+  const auto a = py::reinterpret_borrow<py::array>(g);
+  if (!a.dtype().is(py::dtype::of<T>()) || a.size() < 2 || shape_of(a) != shape_of(like))
+    return false;
+  for (py::ssize_t i = 0; i < a.ndim(); ++i)
+    if (a.shape(i) > 1 && a.strides(i) != 0) return false;
+  *v = *static_cast<const T*>(a.data());
+  return true;
+}
+
+// dx = kernel(dy, saved): kernel(T* dx, G dy, const T* saved, int64_t n), with dy a contiguous
+// array (G = const T*) or, for a broadcast scalar gradient, Fill<T> (nothing materialized).
 template <class K>
 py::array unary_backward(const char* op, const py::object& dy, const py::array& saved, K kernel) {
   const DType d = float_dtype(op, "saved", saved);
   return dispatch(d, [&](auto tag) -> py::array {
     using T = decltype(tag);
-    auto g = grad_like<T>(op, dy, saved);
     auto dx = empty<T>(shape_of(saved));
     T* dxp = dx.mutable_data();
-    const T *gp = g.data(), *sp = cptr<T>(saved);
+    const T* sp = cptr<T>(saved);
     const int64_t n = saved.size();
-    {
+    T value;
+    if (broadcast_scalar<T>(dy, saved, &value)) {
+      py::gil_scoped_release nogil;
+      kernel(dxp, Fill<T>{value}, sp, n);
+    } else {
+      auto g = grad_like<T>(op, dy, saved);
+      const T* gp = g.data();
       py::gil_scoped_release nogil;
       kernel(dxp, gp, sp, n);
     }
@@ -60,9 +80,7 @@ py::array unary_backward(const char* op, const py::object& dy, const py::array& 
 // The kernels are templates; these generic lambdas pick the instantiation from the pointer type.
 #define EMBER_FWD(name, ...) [&](auto* y, const auto* x, int64_t n) { name(y, x, n, ##__VA_ARGS__); }
 #define EMBER_BWD(name, ...)                                                   \
-  [&](auto* dx, const auto* dy, const auto* s, int64_t n) {                     \
-    name(dx, dy, s, n, ##__VA_ARGS__);                                          \
-  }
+  [&](auto* dx, auto dy, const auto* s, int64_t n) { name(dx, dy, s, n, ##__VA_ARGS__); }
 
 py::array softmax_py(const py::array& x, int64_t dim, bool log) {
   const char* op = log ? "log_softmax" : "softmax";
@@ -117,7 +135,7 @@ void bind_activation(py::module_& m) {
   }, arg("x"), arg("negative_slope"));
   m.def("leaky_relu_backward", [](const py::object& dy, const py::array& x, double slope) {
     return unary_backward("leaky_relu_backward", dy, x,
-                          [&](auto* dx, const auto* g, const auto* xp, int64_t n) {
+                          [&](auto* dx, auto g, const auto* xp, int64_t n) {
       using T = std::remove_pointer_t<decltype(dx)>;
       leaky_relu_backward<T>(dx, g, xp, n, T(slope));
     });
@@ -131,7 +149,7 @@ void bind_activation(py::module_& m) {
   }, arg("x"), arg("alpha"));
   m.def("elu_backward", [](const py::object& dy, const py::array& x, double alpha) {
     return unary_backward("elu_backward", dy, x,
-                          [&](auto* dx, const auto* g, const auto* xp, int64_t n) {
+                          [&](auto* dx, auto g, const auto* xp, int64_t n) {
       using T = std::remove_pointer_t<decltype(dx)>;
       elu_backward<T>(dx, g, xp, n, T(alpha));
     });

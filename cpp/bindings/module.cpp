@@ -22,6 +22,7 @@ void bind_norm(py::module_& m);
 void bind_embedding(py::module_& m);
 void bind_rnn(py::module_& m);
 void bind_optim(py::module_& m);
+void bind_reduce(py::module_& m);
 }  // namespace ember::bind
 
 namespace {
@@ -77,4 +78,5 @@ PYBIND11_MODULE(_core, m) {
   ember::bind::bind_embedding(m);
   ember::bind::bind_rnn(m);
   ember::bind::bind_optim(m);
+  ember::bind::bind_reduce(m);
 }

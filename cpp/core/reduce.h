@@ -9,6 +9,9 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
+
+#include "core/parallel.h"
 
 namespace ember {
 
@@ -38,6 +41,27 @@ inline T sum_contig(const T* p, int64_t n) {
   LaneSum<T> s;
   s.add(p, n);
   return s.total();
+}
+
+// Sum of n contiguous values, in double. Fixed chunks of kSumChunk values are each summed with a
+// LaneSum in T (chains of kSumChunk / 16 adds, so float32 keeps about the accuracy of numpy's
+// pairwise sum), and the chunk sums are added in double in chunk order: threaded over chunks,
+// and the same bits at any thread count.
+constexpr int64_t kSumChunk = 1024;
+template <class T>
+double sum_all(const T* p, int64_t n) {
+  const int64_t nc = (n + kSumChunk - 1) / kSumChunk;
+  if (nc <= 1) return static_cast<double>(sum_contig(p, n));
+  std::vector<double> part(nc);
+  parallel_for(nc, kSumChunk, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t b = c * kSumChunk;
+      part[c] = static_cast<double>(sum_contig(p + b, std::min(kSumChunk, n - b)));
+    }
+  });
+  double s = 0;
+  for (double v : part) s += v;
+  return s;
 }
 
 }  // namespace ember

@@ -26,8 +26,8 @@ void relu_forward(T* y, const T* x, int64_t n) {
     for (int64_t i = b; i < e; ++i) y[i] = x[i] < T(0) ? T(0) : x[i];
   });
 }
-template <class T>
-void relu_backward(T* dx, const T* dy, const T* y, int64_t n) {
+template <class T, class G>
+void relu_backward(T* dx, G dy, const T* y, int64_t n) {
   parallel_for(n, kCheap, [&](int64_t b, int64_t e) {
     // Both loads unconditional, so the select compiles to a blend rather than a branch that
     // mispredicts on every other element of random data.
@@ -45,8 +45,8 @@ void leaky_relu_forward(T* y, const T* x, int64_t n, T slope) {
     for (int64_t i = b; i < e; ++i) y[i] = x[i] > T(0) ? x[i] : x[i] * slope;
   });
 }
-template <class T>
-void leaky_relu_backward(T* dx, const T* dy, const T* x, int64_t n, T slope) {
+template <class T, class G>
+void leaky_relu_backward(T* dx, G dy, const T* x, int64_t n, T slope) {
   parallel_for(n, kCheap, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const T g = dy[i], v = x[i];
@@ -66,8 +66,8 @@ void elu_forward(T* y, const T* x, int64_t n, T alpha) {
     r = x.template max<Eigen::PropagateNaN>(T(0)) + alpha * (T(2) * t / (T(1) - t));
   }, x);
 }
-template <class T>
-void elu_backward(T* dx, const T* dy, const T* x, int64_t n, T alpha) {
+template <class T, class G>
+void elu_backward(T* dx, G dy, const T* x, int64_t n, T alpha) {
   eltwise::map(dx, n, kTranscendental, [alpha](Blk<T>& r, const auto& dy, const auto& x) {
     // h = 1 for x > 0, else 0 (x == 0 takes the exp branch, as in torch); no select (see above).
     const Blk<T> h = x.sign().max(T(0));
@@ -82,8 +82,8 @@ void sigmoid_forward(T* y, const T* x, int64_t n) {
     r = (T(1) + (-x).exp()).inverse();
   }, x);
 }
-template <class T>
-void sigmoid_backward(T* dx, const T* dy, const T* y, int64_t n) {
+template <class T, class G>
+void sigmoid_backward(T* dx, G dy, const T* y, int64_t n) {
   eltwise::map(dx, n, kCheap, [](Blk<T>& r, const auto& dy, const auto& y) {
     r = dy * (y * (T(1) - y));
   }, dy, y);
@@ -94,8 +94,8 @@ template <class T>
 void tanh_forward(T* y, const T* x, int64_t n) {
   eltwise::map(y, n, kTranscendental, [](Blk<T>& r, const auto& x) { r = x.tanh(); }, x);
 }
-template <class T>
-void tanh_backward(T* dx, const T* dy, const T* y, int64_t n) {
+template <class T, class G>
+void tanh_backward(T* dx, G dy, const T* y, int64_t n) {
   eltwise::map(dx, n, kCheap, [](Blk<T>& r, const auto& dy, const auto& y) {
     r = dy * (T(1) - y * y);
   }, dy, y);
@@ -117,8 +117,8 @@ void gelu_forward(T* y, const T* x, int64_t n, bool approximate_tanh) {
     }, x);
   }
 }
-template <class T>
-void gelu_backward(T* dx, const T* dy, const T* x, int64_t n, bool approximate_tanh) {
+template <class T, class G>
+void gelu_backward(T* dx, G dy, const T* x, int64_t n, bool approximate_tanh) {
   if (approximate_tanh) {
     eltwise::map(dx, n, 2 * kTranscendental, [](Blk<T>& r, const auto& dy, const auto& x) {
       const Blk<T> th = (T(kSqrt2OverPi) * (x + T(kGeluCoef) * x * x * x)).tanh();
@@ -140,8 +140,8 @@ void silu_forward(T* y, const T* x, int64_t n) {
     r = x / (T(1) + (-x).exp());
   }, x);
 }
-template <class T>
-void silu_backward(T* dx, const T* dy, const T* x, int64_t n) {
+template <class T, class G>
+void silu_backward(T* dx, G dy, const T* x, int64_t n) {
   eltwise::map(dx, n, kTranscendental, [](Blk<T>& r, const auto& dy, const auto& x) {
     const Blk<T> s = (T(1) + (-x).exp()).inverse();
     r = dy * (s * (T(1) + x * (T(1) - s)));
@@ -305,26 +305,30 @@ void softmax_backward(T* dx, const T* dy, const T* y, int64_t outer, int64_t D, 
   });
 }
 
+#define EMBER_INSTANTIATE_BWD(T, G)                                                   \
+  template void relu_backward<T, G>(T*, G, const T*, int64_t);                       \
+  template void leaky_relu_backward<T, G>(T*, G, const T*, int64_t, T);              \
+  template void elu_backward<T, G>(T*, G, const T*, int64_t, T);                     \
+  template void sigmoid_backward<T, G>(T*, G, const T*, int64_t);                    \
+  template void tanh_backward<T, G>(T*, G, const T*, int64_t);                       \
+  template void gelu_backward<T, G>(T*, G, const T*, int64_t, bool);                 \
+  template void silu_backward<T, G>(T*, G, const T*, int64_t);
 #define EMBER_INSTANTIATE(T)                                                          \
   template void relu_forward<T>(T*, const T*, int64_t);                              \
-  template void relu_backward<T>(T*, const T*, const T*, int64_t);                   \
   template void leaky_relu_forward<T>(T*, const T*, int64_t, T);                     \
-  template void leaky_relu_backward<T>(T*, const T*, const T*, int64_t, T);          \
   template void elu_forward<T>(T*, const T*, int64_t, T);                            \
-  template void elu_backward<T>(T*, const T*, const T*, int64_t, T);                 \
   template void sigmoid_forward<T>(T*, const T*, int64_t);                           \
-  template void sigmoid_backward<T>(T*, const T*, const T*, int64_t);                \
   template void tanh_forward<T>(T*, const T*, int64_t);                              \
-  template void tanh_backward<T>(T*, const T*, const T*, int64_t);                   \
   template void gelu_forward<T>(T*, const T*, int64_t, bool);                        \
-  template void gelu_backward<T>(T*, const T*, const T*, int64_t, bool);             \
   template void silu_forward<T>(T*, const T*, int64_t);                              \
-  template void silu_backward<T>(T*, const T*, const T*, int64_t);                   \
   template void step_forward<T>(T*, const T*, int64_t, T);                           \
   template void softmax_forward<T>(T*, const T*, int64_t, int64_t, int64_t, bool);   \
-  template void softmax_backward<T>(T*, const T*, const T*, int64_t, int64_t, int64_t, bool);
+  template void softmax_backward<T>(T*, const T*, const T*, int64_t, int64_t, int64_t, bool); \
+  EMBER_INSTANTIATE_BWD(T, const T*)                                                  \
+  EMBER_INSTANTIATE_BWD(T, Fill<T>)
 EMBER_INSTANTIATE(float)
 EMBER_INSTANTIATE(double)
 #undef EMBER_INSTANTIATE
+#undef EMBER_INSTANTIATE_BWD
 
 }  // namespace ember

@@ -1,6 +1,8 @@
 // ember/ops/activation: elementwise activations and softmax / log_softmax.
 //
-// Elementwise ops run over n elements of a contiguous array. Backward passes overwrite dx (input
+// Elementwise ops run over n elements of a contiguous array. Backward kernels take the incoming
+// gradient dy as `const T*` (n values) or as `Fill<T>` (one value for all n, the gradient of a
+// full sum or mean); both are instantiated. Backward passes overwrite dx (input
 // gradients are never accumulated) and use whichever of x (input) or y (output) is cheaper:
 // relu/sigmoid/tanh differentiate from y; leaky_relu/elu/gelu/silu from x.
 //
@@ -13,31 +15,38 @@
 
 #include <cstdint>
 
+#include "core/fill.h"
+
 namespace ember {
 
 template <class T> void relu_forward(T* y, const T* x, int64_t n);
-template <class T> void relu_backward(T* dx, const T* dy, const T* y, int64_t n);
+template <class T, class G>
+void relu_backward(T* dx, G dy, const T* y, int64_t n);
 
 template <class T> void leaky_relu_forward(T* y, const T* x, int64_t n, T negative_slope);
-template <class T>
-void leaky_relu_backward(T* dx, const T* dy, const T* x, int64_t n, T negative_slope);
+template <class T, class G>
+void leaky_relu_backward(T* dx, G dy, const T* x, int64_t n, T negative_slope);
 
 template <class T> void elu_forward(T* y, const T* x, int64_t n, T alpha);
-template <class T> void elu_backward(T* dx, const T* dy, const T* x, int64_t n, T alpha);
+template <class T, class G>
+void elu_backward(T* dx, G dy, const T* x, int64_t n, T alpha);
 
 template <class T> void sigmoid_forward(T* y, const T* x, int64_t n);
-template <class T> void sigmoid_backward(T* dx, const T* dy, const T* y, int64_t n);
+template <class T, class G>
+void sigmoid_backward(T* dx, G dy, const T* y, int64_t n);
 
 template <class T> void tanh_forward(T* y, const T* x, int64_t n);
-template <class T> void tanh_backward(T* dx, const T* dy, const T* y, int64_t n);
+template <class T, class G>
+void tanh_backward(T* dx, G dy, const T* y, int64_t n);
 
 // approximate_tanh: torch's approximate='tanh'; otherwise the exact erf form.
 template <class T> void gelu_forward(T* y, const T* x, int64_t n, bool approximate_tanh);
-template <class T>
-void gelu_backward(T* dx, const T* dy, const T* x, int64_t n, bool approximate_tanh);
+template <class T, class G>
+void gelu_backward(T* dx, G dy, const T* x, int64_t n, bool approximate_tanh);
 
 template <class T> void silu_forward(T* y, const T* x, int64_t n);
-template <class T> void silu_backward(T* dx, const T* dy, const T* x, int64_t n);
+template <class T, class G>
+void silu_backward(T* dx, G dy, const T* x, int64_t n);
 
 // y = 1 where x > 0, 0 where x < 0, value_at_zero where x == 0; NaN stays NaN.
 template <class T> void step_forward(T* y, const T* x, int64_t n, T value_at_zero);

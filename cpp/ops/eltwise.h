@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/fill.h"
 #include "core/parallel.h"
 
 namespace ember::eltwise {
@@ -29,21 +30,35 @@ template <class T> using Blk = Eigen::Array<T, kBlock, 1>;
 template <class T> using CMap = Eigen::Map<const Blk<T>>;
 
 namespace detail {
+// An input is either a pointer to n values or a Fill (one value for every element: the
+// gradient of a full sum, which is a stride-0 broadcast and is never materialized).
+template <class Block, class T>
+inline auto whole(const T* p, int64_t i) { return Eigen::Map<const Block>(p + i); }
+template <class Block, class T>
+inline auto whole(const Fill<T>& f, int64_t) { return Block::Constant(f.value); }
+template <class Block, class T>
+inline void pad_copy(Block& dst, const T* p, int64_t i, int64_t len) {
+  dst.setZero();
+  std::memcpy(dst.data(), p + i, sizeof(T) * len);
+}
+template <class Block, class T>
+inline void pad_copy(Block& dst, const Fill<T>& f, int64_t, int64_t) { dst.setConstant(f.value); }
+
+template <class P> struct elem { using type = std::remove_cv_t<std::remove_pointer_t<P>>; };
+template <class T> struct elem<Fill<T>> { using type = T; };
+template <class P> using elem_t = typename elem<std::remove_cv_t<P>>::type;
+
 // Evaluates f on block b (elements [b*B, b*B + len)) of B-element blocks into r.
 template <class T, int B, class F, class... P, size_t... I>
 inline int64_t eval_block(Eigen::Array<T, B, 1>& r, int64_t b, int64_t n, F& f,
-                          std::index_sequence<I...>, const P*... in) {
+                          std::index_sequence<I...>, const P&... in) {
   using Block = Eigen::Array<T, B, 1>;
   const int64_t i = b * B, len = std::min<int64_t>(B, n - i);
   if (len == B) {
-    f(r, Eigen::Map<const Block>(in + i)...);
+    f(r, whole<Block>(in, i)...);
   } else {
     std::array<Block, sizeof...(P)> pad;
-    const T* src[] = {in...};
-    for (size_t k = 0; k < sizeof...(P); ++k) {
-      pad[k].setZero();
-      std::memcpy(pad[k].data(), src[k] + i, sizeof(T) * len);
-    }
+    (pad_copy(pad[I], in, i, len), ...);
     f(r, static_cast<const Block&>(pad[I])...);
   }
   return len;
@@ -53,8 +68,9 @@ inline int64_t eval_block(Eigen::Array<T, B, 1>& r, int64_t b, int64_t n, F& f,
 // out[i] = f(in...)[i] for i < n. f(Blk<T>& r, const auto&... x) assigns an Eigen array
 // expression of the input blocks to r. cost: rough flops per element (for the thread threshold).
 template <class T, class F, class... P>
-void map(T* out, int64_t n, int64_t cost, F f, const P*... in) {
-  static_assert((std::is_same_v<T, P> && ...), "all inputs share the output's type");
+void map(T* out, int64_t n, int64_t cost, F f, const P&... in) {
+  static_assert((std::is_same_v<T, detail::elem_t<P>> && ...),
+                "all inputs share the output's type");
   const int64_t nb = (n + kBlock - 1) / kBlock;
   parallel_for(nb, cost * kBlock, [&](int64_t b0, int64_t b1) {
     Blk<T> r;

@@ -111,14 +111,19 @@ class Node:
 
     ``backward(g)`` returns one entry per input: an ndarray shaped like that input, or None when
     the input needs no gradient (or the op accumulated it straight into a leaf's ``.grad``).
+
+    g is C-contiguous unless ``strided`` is set: then it may be any view, e.g. the read-only
+    stride-0 broadcast that a full sum's backward hands down, which the elementwise kernels take
+    as one value instead of n copies.
     """
 
-    __slots__ = ("inputs", "backward", "name")
+    __slots__ = ("inputs", "backward", "name", "strided")
 
-    def __init__(self, inputs, backward, name):
+    def __init__(self, inputs, backward, name, strided=False):
         self.inputs = inputs
         self.backward = backward
         self.name = name
+        self.strided = strided
 
 
 def _toposort(root):
@@ -177,6 +182,8 @@ def run_backward(root, grad, retain_graph=False):
             continue
         if t._retain_grad:
             accumulate_grad(t, g)
+        if not node.strided and not g.flags.c_contiguous:
+            g = np.asarray(g, order="C")
         in_grads = node.backward(g)
         for inp, gi in zip(node.inputs, in_grads):
             if gi is None or inp is None or not inp.requires_grad:

@@ -481,14 +481,15 @@ def _wrap(data: np.ndarray, node: Node | None = None) -> Tensor:
 _new_tensor = object.__new__
 
 
-def make_result(data: np.ndarray, inputs, backward, name: str) -> Tensor:
-    """Wraps an op's output; records a graph node when grad mode is on and an input needs grad."""
+def make_result(data: np.ndarray, inputs, backward, name: str, strided=False) -> Tensor:
+    """Wraps an op's output; records a graph node when grad mode is on and an input needs grad.
+    strided: backward accepts a gradient of any layout (see autograd.Node)."""
     if type(data) is not np.ndarray:
-        return make_result(np.asarray(data), inputs, backward, name)
+        return make_result(np.asarray(data), inputs, backward, name, strided)
     if _grad_state.enabled:
         for t in inputs:
             if t is not None and t.requires_grad:
-                return _wrap(data, Node(tuple(inputs), backward, name))
+                return _wrap(data, Node(tuple(inputs), backward, name, strided))
     return _wrap(data)
 
 
@@ -739,23 +740,42 @@ def _expand_back(g, shape, axis, keepdims):
     return np.broadcast_to(g, shape)
 
 
+def _full_sum(x: np.ndarray):
+    """x.sum() over every element: ember's threaded, fixed-order kernel for float arrays."""
+    if x.dtype in _FLOAT_DTYPES and x.flags.c_contiguous:
+        return _core.sum_all(x)
+    return np.asarray(x.sum())
+
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# The backward of sum and mean hands down a read-only broadcast view (np.broadcast_to), not a
+# materialized array: ops whose node is marked strided take it as it is (the activations take a
+# stride-0 gradient as a single value), and the engine makes it contiguous for every other op.
 def sum(a: Tensor, axis=None, keepdims=False) -> Tensor:
     ax = _norm_axis(axis, a.ndim)
-    out = np.asarray(a.data.sum(axis=ax, keepdims=keepdims))
+    if ax is None and not keepdims:
+        out = _full_sum(a.data)
+    else:
+        out = np.asarray(a.data.sum(axis=ax, keepdims=keepdims))
 
     def backward(g):
-        return (_contig(_expand_back(g, a.shape, ax, keepdims)),)
-    return make_result(out, (a,), backward, "SumBackward")
+        return (_expand_back(g, a.shape, ax, keepdims),)
+    return make_result(out, (a,), backward, "SumBackward", strided=True)
 
 
 def mean(a: Tensor, axis=None, keepdims=False) -> Tensor:
     ax = _norm_axis(axis, a.ndim)
-    out = np.asarray(a.data.mean(axis=ax, keepdims=keepdims), dtype=a.data.dtype)
     n = a.data.size if ax is None else int(np.prod([a.shape[i] for i in ax]))
+    if ax is None and not keepdims and a.data.size:
+        out = np.asarray(_full_sum(a.data) / n, dtype=a.data.dtype)
+    else:
+        out = np.asarray(a.data.mean(axis=ax, keepdims=keepdims), dtype=a.data.dtype)
 
     def backward(g):
-        return (_contig(_expand_back(g / max(n, 1), a.shape, ax, keepdims)),)
-    return make_result(out, (a,), backward, "MeanBackward")
+        return (_expand_back(g / max(n, 1), a.shape, ax, keepdims),)
+    return make_result(out, (a,), backward, "MeanBackward", strided=True)
 
 
 def _extreme(a: Tensor, axis, keepdims, fn, name):

@@ -2,7 +2,8 @@
 
 Backward kernels differentiate from whichever of the input or the output is cheaper (relu,
 sigmoid, tanh and softmax from the output), so closures hold arrays that already exist and no
-mask or temporary is saved.
+mask or temporary is saved. Their nodes are marked strided: the gradient of a full sum or mean
+arrives as a stride-0 broadcast, which the kernels read as one value.
 """
 from .. import _core
 from ..tensor import Tensor, as_tensor, make_result
@@ -19,7 +20,8 @@ def relu(input, inplace=False) -> Tensor:
     """max(x, 0). ``inplace`` is accepted for PyTorch compatibility and ignored."""
     x = _t(input)
     y = _core.relu_forward(x.data)
-    return make_result(y, (x,), lambda g: (_core.relu_backward(g, y),), "ReluBackward")
+    return make_result(y, (x,), lambda g: (_core.relu_backward(g, y),), "ReluBackward",
+                       strided=True)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False) -> Tensor:
@@ -28,7 +30,7 @@ def leaky_relu(input, negative_slope=0.01, inplace=False) -> Tensor:
     s = float(negative_slope)
     y = _core.leaky_relu_forward(x.data, s)
     return make_result(y, (x,), lambda g: (_core.leaky_relu_backward(g, x.data, s),),
-                       "LeakyReluBackward")
+                       "LeakyReluBackward", strided=True)
 
 
 def elu(input, alpha=1.0, inplace=False) -> Tensor:
@@ -36,20 +38,23 @@ def elu(input, alpha=1.0, inplace=False) -> Tensor:
     x = _t(input)
     a = float(alpha)
     y = _core.elu_forward(x.data, a)
-    return make_result(y, (x,), lambda g: (_core.elu_backward(g, x.data, a),), "EluBackward")
+    return make_result(y, (x,), lambda g: (_core.elu_backward(g, x.data, a),), "EluBackward",
+                       strided=True)
 
 
 def sigmoid(input) -> Tensor:
     """1 / (1 + exp(-x))."""
     x = _t(input)
     y = _core.sigmoid_forward(x.data)
-    return make_result(y, (x,), lambda g: (_core.sigmoid_backward(g, y),), "SigmoidBackward")
+    return make_result(y, (x,), lambda g: (_core.sigmoid_backward(g, y),), "SigmoidBackward",
+                       strided=True)
 
 
 def tanh(input) -> Tensor:
     x = _t(input)
     y = _core.tanh_forward(x.data)
-    return make_result(y, (x,), lambda g: (_core.tanh_backward(g, y),), "TanhBackward")
+    return make_result(y, (x,), lambda g: (_core.tanh_backward(g, y),), "TanhBackward",
+                       strided=True)
 
 
 def gelu(input, approximate="none") -> Tensor:
@@ -60,14 +65,15 @@ def gelu(input, approximate="none") -> Tensor:
     approx = approximate == "tanh"
     y = _core.gelu_forward(x.data, approx)
     return make_result(y, (x,), lambda g: (_core.gelu_backward(g, x.data, approx),),
-                       "GeluBackward")
+                       "GeluBackward", strided=True)
 
 
 def silu(input, inplace=False) -> Tensor:
     """x * sigmoid(x) (a.k.a. swish)."""
     x = _t(input)
     y = _core.silu_forward(x.data)
-    return make_result(y, (x,), lambda g: (_core.silu_backward(g, x.data),), "SiluBackward")
+    return make_result(y, (x,), lambda g: (_core.silu_backward(g, x.data),), "SiluBackward",
+                       strided=True)
 
 
 def _dim(dim, ndim):
