@@ -1,6 +1,10 @@
 #include "bindings/common.h"
 #include "ops/linear.h"
 
+#include <algorithm>
+#include <memory>
+#include <vector>
+
 namespace ember::bind {
 
 namespace {
@@ -37,6 +41,65 @@ py::array linear_forward_py(const py::array& x, const py::array& w, const py::ob
       // The GIL is released around the kernel only: `return y` below touches a Python object.
       py::gil_scoped_release nogil;
       linear_forward<T>(yp, xp, wp, bp, M, K, N, relu);
+    }
+    return y;
+  });
+}
+
+// A run of Linear(+ReLU) layers in one call, for inference: layers is a sequence of
+// (weight, bias or None, relu). Each layer is checked as linear_forward checks it; the
+// intermediate activations live in two C++ buffers and the GIL is released once for the run.
+py::array linear_chain_py(const py::array& x, const py::sequence& layers) {
+  const char* op = "linear";
+  const DType d = float_dtype(op, "input", x);
+  struct Layer {
+    py::array w, b;
+    bool has_b, relu;
+    int64_t K, N;
+  };
+  std::vector<Layer> ls;
+  ls.reserve(layers.size());
+  Shape cur = shape_of(x);
+  for (const auto& item : layers) {
+    const auto t = item.cast<py::tuple>();
+    if (t.size() != 3) value_error("linear_chain: each layer is (weight, bias, relu)");
+    Layer l;
+    l.w = t[0].cast<py::array>();
+    check_float(op, "weight", l.w, d);
+    l.has_b = !t[1].is_none();
+    Shape bshape;
+    if (l.has_b) {
+      l.b = t[1].cast<py::array>();
+      check_float(op, "bias", l.b, d);
+      bshape = shape_of(l.b);
+    }
+    l.relu = t[2].cast<bool>();
+    const Shape ws = shape_of(l.w);
+    cur = linear_output_shape(cur, ws, l.has_b ? &bshape : nullptr);
+    l.K = ws[1];
+    l.N = ws[0];
+    ls.push_back(std::move(l));
+  }
+  if (ls.empty()) value_error("linear_chain: no layers");
+  const int64_t M = rows_of(cur);
+  int64_t widest = 0;
+  for (size_t i = 0; i + 1 < ls.size(); ++i) widest = std::max(widest, ls[i].N);
+  return dispatch(d, [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    auto y = empty<T>(cur);
+    T* yp = y.mutable_data();
+    const size_t nbuf = static_cast<size_t>(M * widest);
+    std::unique_ptr<T[]> ping(new T[nbuf]), pong(new T[nbuf]);  // not zeroed: written first
+    {
+      py::gil_scoped_release nogil;
+      const T* in = cptr<T>(x);
+      for (size_t i = 0; i < ls.size(); ++i) {
+        const Layer& l = ls[i];
+        T* out = i + 1 == ls.size() ? yp : (i % 2 == 0 ? ping.get() : pong.get());
+        linear_forward<T>(out, in, cptr<T>(l.w), l.has_b ? cptr<T>(l.b) : nullptr, M, l.K, l.N,
+                          l.relu);
+        in = out;
+      }
     }
     return y;
   });
@@ -130,6 +193,8 @@ void bind_linear(py::module_& m) {
   m.def("linear_forward", &linear_forward_py, py::arg("x"), py::arg("weight"),
         py::arg("bias") = py::none(), py::arg("relu") = false,
         "y = x @ weight.T + bias in one kernel (relu=True: then max(y, 0), fused)");
+  m.def("linear_chain_forward", &linear_chain_py, py::arg("x"), py::arg("layers"),
+        "inference through a run of Linear(+ReLU) layers: layers = [(weight, bias|None, relu)]");
   m.def("linear_backward", &linear_backward_py, py::arg("grad_output"), py::arg("x"),
         py::arg("weight"), py::arg("need_input_grad"), py::arg("grad_weight") = py::none(),
         py::arg("grad_bias") = py::none(),

@@ -33,7 +33,7 @@ class _GradMode:
     mode = True
 
     def __enter__(self):
-        self.prev = is_grad_enabled()
+        self.prev = _state.enabled
         _state.enabled = self.mode
         return self
 
@@ -83,14 +83,13 @@ class set_grad_enabled(_GradMode):
 class _FixedMode(_GradMode):
     """A mode fixed by the class; usable as ``with cls():``, ``@cls()`` or ``@cls``."""
 
+    # No __init__: object.__init__ accepts the fn argument because __new__ is overridden, and a
+    # Python-level __init__ would add ~0.2 us to every ``with em.no_grad():``.
     def __new__(cls, fn=None):
-        self = super().__new__(cls)
+        self = object.__new__(cls)
         if fn is not None and callable(fn):
             return self(fn)  # @em.no_grad without parentheses
         return self
-
-    def __init__(self, fn=None):
-        pass
 
 
 class no_grad(_FixedMode):

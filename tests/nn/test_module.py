@@ -294,3 +294,15 @@ def test_deepcopy_gives_an_independent_model():
     np.testing.assert_array_equal(clone(x).numpy(), model(x).numpy())
     clone[0].weight.data += 1
     assert not np.array_equal(clone(x).numpy(), model(x).numpy())
+
+
+def test_reassigning_a_parameter_or_submodule_keeps_its_place():
+    from ember.nn import Parameter
+    lin = nn.Linear(2, 3)
+    lin.weight = Parameter(np.zeros((3, 2), np.float32))
+    assert list(lin.state_dict()) == ["weight", "bias"]
+    seq = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    seq[0] = nn.Linear(2, 2)
+    setattr(seq, "1", nn.Tanh())
+    assert [type(m).__name__ for m in seq] == ["Linear", "Tanh", "Linear"]
+    assert list(seq.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]

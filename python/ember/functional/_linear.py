@@ -2,7 +2,9 @@
 import numpy as np
 
 from .. import _core
-from ..tensor import Tensor, as_tensor, make_result
+from ..autograd import Node
+from ..autograd import _state as _grad_state
+from ..tensor import Tensor, _wrap, as_tensor
 
 __all__ = ["linear", "linear_relu", "matmul"]
 
@@ -16,16 +18,25 @@ def linear_relu(input, weight, bias=None, relu=True) -> Tensor:
     """``relu(linear(input, weight, bias))`` as one kernel call and one graph node (the ReLU is
     the GEMM's epilogue); the same values and gradients as the two ops. nn.Sequential uses it
     for a Linear followed by a ReLU."""
+    # Kept lean: at batch 1 the Python around the kernel is a large share of the layer's time.
     w = weight if isinstance(weight, Tensor) else as_tensor(weight)
     b = bias if bias is None or isinstance(bias, Tensor) else as_tensor(bias)
     if isinstance(input, Tensor):
         x = input
+        xd = x.data
     else:
         # numpy input follows the layer's dtype (float64 data into a float32 layer is cast)
-        x = as_tensor(input)
-        if x.data.dtype != w.data.dtype and x.data.dtype.kind == "f":
-            x = Tensor(x.data.astype(w.data.dtype))
-    y = _core.linear_forward(x.data, w.data, None if b is None else b.data, relu)
+        x = None
+        xd = as_tensor(input).data
+        if xd.dtype != w.data.dtype and xd.dtype.kind == "f":
+            xd = xd.astype(w.data.dtype)
+    y = _core.linear_forward(xd, w.data, None if b is None else b.data, relu)
+    if not _grad_state.enabled or not (
+            w.requires_grad or (b is not None and b.requires_grad)
+            or (x is not None and x.requires_grad)):
+        return _wrap(y)
+    if x is None:
+        x = Tensor(xd)
 
     def backward(g):
         if relu:
@@ -52,7 +63,8 @@ def linear_relu(input, weight, bias=None, relu=True) -> Tensor:
                                    dw, db)
         return gx, gw, gb
 
-    return make_result(y, (x, w, b), backward, "LinearReluBackward" if relu else "LinearBackward")
+    return _wrap(y, Node((x, w, b), backward,
+                         "LinearReluBackward" if relu else "LinearBackward"))
 
 
 def matmul(a, b) -> Tensor:

@@ -1,6 +1,11 @@
 from collections import OrderedDict
 
-from ...tensor import as_tensor, flatten
+import numpy as np
+
+from ... import _core
+from ... import functional as F
+from ...autograd import _state as _grad_state
+from ...tensor import Tensor, _wrap, as_tensor, flatten
 from .activation import ReLU
 from .conv import Conv1d, Conv2d
 from .linear import Linear
@@ -12,20 +17,80 @@ __all__ = ["Sequential", "ModuleList", "Identity", "Flatten", "Unflatten"]
 # Layers whose forward can take a following ReLU into the same kernel (their _forward_relu).
 _RELU_FUSABLE = (Linear, Conv1d, Conv2d)
 
+# Plan step kinds.
+_CALL, _FUSED_RELU, _LINEAR_RUN = 0, 1, 2
+
+
+def _plain(m, cls) -> bool:
+    """m is a cls whose forward is cls's own (not overridden by a subclass or the instance)."""
+    return isinstance(m, cls) and type(m).forward is cls.forward and "forward" not in m.__dict__
+
 
 def _fuses_with_relu(m, nxt) -> bool:
     """A plain Linear / Conv1d / Conv2d followed by a plain ReLU (subclasses that override
     forward run as written)."""
-    if type(nxt).forward is not ReLU.forward:
+    if not _plain(nxt, ReLU):
         return False
-    for cls in _RELU_FUSABLE:
-        if isinstance(m, cls):
-            return type(m).forward is cls.forward
-    return False
+    return any(_plain(m, cls) for cls in _RELU_FUSABLE)
+
+
+def _make_plan(mods):
+    """The steps of Sequential.forward: each module alone, a Linear/Conv + ReLU pair as one fused
+    call, and a run of >= 2 consecutive plain Linear (+ReLU) layers as one linear-chain step
+    (taken when no graph is recorded; otherwise the run goes layer by layer)."""
+    steps, i, n = [], 0, len(mods)
+    while i < n:
+        run = []
+        j = i
+        while j < n and _plain(mods[j], Linear):
+            relu = j + 1 < n and _plain(mods[j + 1], ReLU)
+            run.append((mods[j], relu))
+            j += 2 if relu else 1
+        if len(run) >= 2:
+            steps.append((_LINEAR_RUN, tuple(run)))
+            i = j
+        elif i + 1 < n and _fuses_with_relu(mods[i], mods[i + 1]):
+            steps.append((_FUSED_RELU, mods[i]))
+            i += 2
+        else:
+            steps.append((_CALL, mods[i]))
+            i += 1
+    return tuple(steps)
+
+
+def _linear_run(run, x):
+    """Inference through consecutive Linear(+ReLU) layers in one C++ call when no graph is being
+    recorded (grad mode off, or neither x nor any parameter of the run requires grad); the same
+    values as layer-by-layer calls. Otherwise the layers run one fused call each."""
+    record = _grad_state.enabled and (
+        (isinstance(x, Tensor) and x.requires_grad)
+        or any(m.weight.requires_grad or (m.bias is not None and m.bias.requires_grad)
+               for m, _ in run))
+    if record:
+        for m, relu in run:
+            x = F.linear_relu(x, m.weight, m.bias, relu)
+        return x
+    w0 = run[0][0].weight.data
+    if isinstance(x, Tensor):
+        xd = x.data
+    elif type(x) is np.ndarray and x.dtype == w0.dtype:
+        xd = x  # the binding checks the layout; nothing is written to it
+    else:
+        xd = as_tensor(x).data
+        if xd.dtype != w0.dtype and xd.dtype.kind == "f":
+            xd = xd.astype(w0.dtype)
+    return _wrap(_core.linear_chain_forward(
+        xd, [(m.weight.data, None if m.bias is None else m.bias.data, relu) for m, relu in run]))
 
 
 class Sequential(Module):
-    """Chains modules: ``Sequential(a, b, c)(x) == c(b(a(x)))``. Also takes an OrderedDict."""
+    """Chains modules: ``Sequential(a, b, c)(x) == c(b(a(x)))``. Also takes an OrderedDict.
+
+    Forward runs a Linear/Conv1d/Conv2d followed by a ReLU as one fused call, and, when no
+    graph is recorded (``no_grad``, frozen layers), two or more consecutive Linear(+ReLU)
+    layers as one C++ call: fewer Python round trips where batch-1 inference is dominated by
+    them. Values and gradients are those of calling the modules one by one.
+    """
 
     def __init__(self, *args):
         super().__init__()
@@ -39,19 +104,25 @@ class Sequential(Module):
                                     f"Module")
                 self.add_module(str(i), m)
 
+    def _steps(self):
+        # The plan depends only on which modules are in here (and their classes); rebuilt when
+        # that changes. Instance-level forward overrides are seen at plan time.
+        mods = tuple(self._modules.values())
+        cached = self.__dict__.get("_plan")
+        if cached is not None and cached[0] == mods:
+            return cached[1]
+        steps = _make_plan(mods)
+        self.__dict__["_plan"] = (mods, steps)
+        return steps
+
     def forward(self, x):
-        mods = list(self._modules.values())
-        i, n = 0, len(mods)
-        while i < n:
-            m = mods[i]
-            if i + 1 < n and _fuses_with_relu(m, mods[i + 1]):
-                # Linear/Conv then ReLU: one fused kernel and graph node, the same values and
-                # gradients as calling the two modules.
-                x = m._forward_relu(x)
-                i += 2
-            else:
+        for kind, m in self._steps():
+            if kind == _CALL:
                 x = m(x)
-                i += 1
+            elif kind == _FUSED_RELU:
+                x = m._forward_relu(x)
+            else:
+                x = _linear_run(m, x)
         return x
 
     def __len__(self):
@@ -65,6 +136,12 @@ class Sequential(Module):
         if isinstance(idx, slice):
             return Sequential(OrderedDict(list(self._modules.items())[idx]))
         return mods[idx]
+
+    def __setitem__(self, idx, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential: can only assign a Module, got {type(module).__name__}")
+        keys = list(self._modules)
+        setattr(self, keys[idx], module)   # keeps the position (IndexError when out of range)
 
     def append(self, module):
         self.add_module(str(len(self._modules)), module)

@@ -33,9 +33,13 @@ class Module:
                                  f"(call super().__init__() first in {type(self).__name__})")
         params, mods, bufs = self._parameters, self._modules, self._buffers
         if isinstance(value, (Parameter, Module)):
-            for d in (params, mods, bufs, self.__dict__):
-                d.pop(name, None)
-            (params if isinstance(value, Parameter) else mods)[name] = value
+            # Replacing a parameter or submodule keeps its place (a Sequential's order, a
+            # state_dict's key order), as in PyTorch; only the other registries lose the name.
+            target = params if isinstance(value, Parameter) else mods
+            for d in (params, mods, bufs):
+                if d is not target:
+                    d.pop(name, None)
+            target[name] = value
             self.__dict__[name] = value
         elif name in params:
             if value is not None:
