@@ -105,9 +105,11 @@ py::array linear_chain_py(const py::array& x, const py::sequence& layers) {
   });
 }
 
-// Returns dx (or None). dw and db, when given, are accumulated into in place.
+// Returns dx (or None). dw and db, when given, are accumulated into in place, or overwritten
+// (overwrite_dw / overwrite_db: fresh buffers whose contents are never read).
 py::object linear_backward_py(const py::array& dy, const py::array& x, const py::array& w,
-                              bool need_dx, const py::object& dw, const py::object& db) {
+                              bool need_dx, const py::object& dw, const py::object& db,
+                              bool overwrite_dw, bool overwrite_db) {
   const char* op = "linear_backward";
   DType d = float_dtype(op, "grad_output", dy);
   check_float(op, "input", x, d);
@@ -147,7 +149,8 @@ py::object linear_backward_py(const py::array& dy, const py::array& x, const py:
     T* dbp = db.is_none() ? nullptr : mptr<T>(dba);
     {
       py::gil_scoped_release nogil;
-      linear_backward<T>(dxp, dwp, dbp, cptr<T>(dy), cptr<T>(x), cptr<T>(w), M, K, N);
+      linear_backward<T>(dxp, dwp, dbp, cptr<T>(dy), cptr<T>(x), cptr<T>(w), M, K, N,
+                         overwrite_dw, overwrite_db);
     }
     if (need_dx) return std::move(dx);
     return py::none();
@@ -197,7 +200,8 @@ void bind_linear(py::module_& m) {
         "inference through a run of Linear(+ReLU) layers: layers = [(weight, bias|None, relu)]");
   m.def("linear_backward", &linear_backward_py, py::arg("grad_output"), py::arg("x"),
         py::arg("weight"), py::arg("need_input_grad"), py::arg("grad_weight") = py::none(),
-        py::arg("grad_bias") = py::none(),
+        py::arg("grad_bias") = py::none(), py::arg("overwrite_grad_weight") = false,
+        py::arg("overwrite_grad_bias") = false,
         "Returns grad_input (or None); accumulates into grad_weight and grad_bias in place");
   m.def("linear_output_shape", [](const Shape& x, const Shape& w) {
     return linear_output_shape(x, w, nullptr);

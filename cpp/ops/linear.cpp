@@ -17,10 +17,11 @@ void linear_forward(T* y, const T* x, const T* w, const T* b, int64_t M, int64_t
 
 template <class T>
 void linear_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int64_t M,
-                     int64_t K, int64_t N) {
-  if (dx) gemm<T>(false, false, M, K, N, dy, w, dx, false);  // (M,N)(N,K)
-  if (dw) gemm<T>(true, false, N, K, M, dy, x, dw, true);    // (N,M)(M,K)
+                     int64_t K, int64_t N, bool overwrite_dw, bool overwrite_db) {
+  if (dx) gemm<T>(false, false, M, K, N, dy, w, dx, false);          // (M,N)(N,K)
+  if (dw) gemm<T>(true, false, N, K, M, dy, x, dw, !overwrite_dw);   // (N,M)(M,K)
   if (db) {
+    if (overwrite_db) std::fill(db, db + N, T(0));  // N values: the same sums as 0 += ...
     // Column sums in row order: each output column is reduced by one thread, in a fixed order.
     parallel_for(N, M, [&](int64_t c0, int64_t c1) {
       for (int64_t r = 0; r < M; ++r) {
@@ -42,7 +43,7 @@ void matmul_forward(T* c, const T* a, const T* b, int64_t batch, int64_t M, int6
   template void linear_forward<T>(T*, const T*, const T*, const T*, int64_t, int64_t,      \
                                   int64_t, bool);                                            \
   template void linear_backward<T>(T*, T*, T*, const T*, const T*, const T*, int64_t, int64_t,  \
-                                   int64_t);                                                    \
+                                   int64_t, bool, bool);                                        \
   template void matmul_forward<T>(T*, const T*, const T*, int64_t, int64_t, int64_t, int64_t,   \
                                   int64_t, int64_t, bool, bool);
 EMBER_INSTANTIATE(float)

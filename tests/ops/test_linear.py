@@ -285,3 +285,54 @@ def test_batched_matmul_broadcast_operand():
                                b.T @ a.transpose(0, 2, 1), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="batch"):
         em._core.matmul(r(3, 2, 2).astype(np.float32), r(2, 2, 2).astype(np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("M", [0, 1, 5, 64, 300])   # Eigen (small M) and packed paths; K = M
+def test_backward_overwrite_never_reads_the_gradient_buffers(dtype, M):
+    """overwrite_grad_weight/bias: a fresh np.empty buffer is written, not read (NaN garbage in
+    it must not leak out); without the flags the same call accumulates into it."""
+    rng = np.random.default_rng(M)
+    K, N = 37, 29
+    x = rng.standard_normal((M, K)).astype(dtype)
+    w = rng.standard_normal((N, K)).astype(dtype)
+    dy = rng.standard_normal((M, N)).astype(dtype)
+    dw = np.full((N, K), np.nan, dtype)
+    db = np.full(N, np.nan, dtype)
+    em._core.linear_backward(dy, x, w, False, dw, db, True, True)
+    np.testing.assert_allclose(dw, dy.T.astype(np.float64) @ x, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(db, dy.sum(0), rtol=1e-4, atol=1e-4)
+    # accumulate (the default): bitwise the old rule, 0 + ... for a zeroed buffer
+    dw2, db2 = np.zeros((N, K), dtype), np.zeros(N, dtype)
+    em._core.linear_backward(dy, x, w, False, dw2, db2)
+    np.testing.assert_array_equal(dw2, dw)
+    np.testing.assert_array_equal(db2, db)
+    em._core.linear_backward(dy, x, w, False, dw2, db2)
+    np.testing.assert_allclose(dw2, 2 * dw, rtol=1e-6)
+    # one flag at a time
+    dw3, db3 = np.full((N, K), np.nan, dtype), np.ones(N, dtype)
+    em._core.linear_backward(dy, x, w, False, dw3, db3, True, False)
+    np.testing.assert_array_equal(dw3, dw)
+    np.testing.assert_allclose(db3, 1 + db, rtol=1e-5)
+
+
+def test_first_backward_writes_fresh_grads_and_later_ones_accumulate():
+    em.manual_seed(0)
+    lin = em.nn.Linear(6, 4)
+    x = em.tensor(np.random.default_rng(0).standard_normal((3, 6)).astype(np.float32))
+    lin(x).sum().backward()
+    g1w, g1b = lin.weight.grad.numpy().copy(), lin.bias.grad.numpy().copy()
+    np.testing.assert_allclose(g1w, np.ones((4, 3), np.float32) @ x.numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(g1b, np.full(4, 3.0, np.float32))
+    lin(x).sum().backward()                       # accumulates
+    np.testing.assert_allclose(lin.weight.grad.numpy(), 2 * g1w, rtol=1e-6)
+    lin.zero_grad()
+    assert lin.weight.grad is None
+    lin(x).sum().backward()                       # fresh again, no trace of the old values
+    np.testing.assert_array_equal(lin.weight.grad.numpy(), g1w)
+    # A failing backward leaves .grad untouched (no uninitialized buffer behind).
+    lin.zero_grad()
+    y = lin(x)
+    with pytest.raises(ValueError):
+        y.backward(np.ones((3, 5), np.float32))
+    assert lin.weight.grad is None and lin.bias.grad is None

@@ -41,26 +41,32 @@ def linear_relu(input, weight, bias=None, relu=True) -> Tensor:
     def backward(g):
         if relu:
             g = _core.relu_backward(g, y)
-        # Weight and bias gradients of leaf parameters accumulate straight into .grad (the
-        # kernel's += rule), so no temporary is made for them.
+        # Weight and bias gradients of leaf parameters go straight into .grad: accumulated
+        # (the kernel's += rule) into an existing one, written (=) into a fresh uninitialized
+        # one, so no temporary is made and no zero-fill is paid after zero_grad().
         gw = gb = None
         dw = db = None
+        new_dw = new_db = False
         if w.requires_grad:
-            if w._node is None:
-                if w.grad is None:
-                    w.grad = Tensor(np.zeros_like(w.data))
+            if w._node is not None or w.grad is None:
+                dw = gw = np.empty_like(w.data)
+                new_dw = True
+            else:
                 dw = w.grad.data
-            else:
-                dw = gw = np.zeros_like(w.data)
         if b is not None and b.requires_grad:
-            if b._node is None:
-                if b.grad is None:
-                    b.grad = Tensor(np.zeros_like(b.data))
-                db = b.grad.data
+            if b._node is not None or b.grad is None:
+                db = gb = np.empty_like(b.data)
+                new_db = True
             else:
-                db = gb = np.zeros_like(b.data)
+                db = b.grad.data
         gx = _core.linear_backward(np.ascontiguousarray(g), x.data, w.data, x.requires_grad,
-                                   dw, db)
+                                   dw, db, new_dw, new_db)
+        # A leaf's fresh gradient becomes its .grad only once written (an exception above
+        # leaves .grad as it was).
+        if new_dw and w._node is None:
+            w.grad, gw = Tensor(dw), None
+        if new_db and b._node is None:
+            b.grad, gb = Tensor(db), None
         return gx, gw, gb
 
     return _wrap(y, Node((x, w, b), backward,
