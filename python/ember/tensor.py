@@ -51,6 +51,34 @@ def _as_array(x, dtype=None) -> np.ndarray:
     return _contig(a, dtype=np.float32)
 
 
+def _parse_to(op, args, dtype=None, device=None):
+    """The dtype asked for by ``.to(*args, dtype=, device=)`` (None: keep it). Devices other than
+    the CPU, and arguments that are neither, raise."""
+    for a in list(args) + [device]:
+        if a is None:
+            continue
+        if isinstance(a, Tensor):
+            dtype = dtype if dtype is not None else a.data.dtype
+            continue
+        name = str(a)
+        if name == "cpu" or name.startswith("cpu:"):
+            continue
+        if name.startswith(("cuda", "mps", "xpu", "meta")):
+            raise ValueError(f"{op}: ember runs on the CPU only; got device {name!r}")
+        if dtype is not None:
+            raise TypeError(f"{op}: got more than one dtype ({dtype!r} and {a!r})")
+        dtype = a
+    if dtype is None:
+        return None
+    try:
+        # torch dtypes read as their numpy names (torch.float64 -> "float64")
+        dt = np.dtype(str(dtype).replace("torch.", "") if not isinstance(dtype, (type, np.dtype))
+                      else dtype)
+    except TypeError:
+        raise TypeError(f"{op}: {dtype!r} is not a dtype or a device") from None
+    return dt
+
+
 class Tensor:
     __slots__ = ("data", "grad", "requires_grad", "_node", "_retain_grad", "__weakref__")
     __array_priority__ = 1000
@@ -233,7 +261,12 @@ class Tensor:
         return make_result(out, (src,), lambda g: (g.astype(src.data.dtype),),
                            "ToCopyBackward")
 
-    to = astype
+    def to(self, *args, dtype=None, device=None):
+        """PyTorch's ``.to``: a dtype (``t.to(np.float64)``, ``t.to("float64")``), a device
+        (only ``"cpu"``: ember runs on the CPU, so that is a no-op), or another tensor (its
+        dtype). A float dtype change is differentiable, as ``astype``."""
+        dt = _parse_to("Tensor.to", args, dtype, device)
+        return self if dt is None else self.astype(dt)
 
     def float(self):
         return self.astype(np.float32)

@@ -5,7 +5,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ...tensor import Tensor
+from ...tensor import Tensor, _parse_to
 from ..parameter import Parameter
 
 __all__ = ["Module"]
@@ -173,6 +173,37 @@ class Module:
 
     def eval(self):
         return self.train(False)
+
+    # ---- dtype ------------------------------------------------------------------------------
+    def to(self, *args, dtype=None, device=None):
+        """Converts every floating-point parameter and buffer (and any gradient) to a dtype, in
+        place, and returns self, as PyTorch's ``Module.to``: ``model.to(np.float64)``,
+        ``model.to("float64")``, ``model.to(dtype=torch.float64)``. Parameters keep their
+        identity, so an optimizer made before still holds them (but its state, e.g. momentum,
+        keeps the old dtype: convert before making the optimizer). Devices: only ``"cpu"``."""
+        dt = _parse_to("Module.to", args, dtype, device)
+        if dt is None:
+            return self
+        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"Module.to: ember layers compute in float32 or float64, got {dt}")
+        for m in self.modules():
+            for p in m._parameters.values():
+                if p is not None and p.data.dtype.kind == "f" and p.data.dtype != dt:
+                    p.data = p.data.astype(dt)
+                    if p.grad is not None:
+                        p.grad = Tensor(p.grad.data.astype(dt))
+            for b in m._buffers.values():
+                if b is not None and b.data.dtype.kind == "f" and b.data.dtype != dt:
+                    b.data = b.data.astype(dt)
+        return self
+
+    def float(self):
+        """All floating-point parameters and buffers to float32 (in place; returns self)."""
+        return self.to(np.float32)
+
+    def double(self):
+        """All floating-point parameters and buffers to float64 (in place; returns self)."""
+        return self.to(np.float64)
 
     def requires_grad_(self, requires_grad: bool = True):
         """Freezes (False) or unfreezes (True) every parameter of this module."""
