@@ -10,19 +10,26 @@ import time
 import numpy as np
 
 
-def _time(fn, repeats, min_s=0.05):
+def _loops(fn, min_s):
+    """How many calls of fn make one timed repeat of about min_s seconds."""
     fn()
     t0 = time.perf_counter()
     fn()
-    one = max(time.perf_counter() - t0, 1e-7)
-    n = max(1, int(min_s / one))
-    out = []
+    return max(1, int(min_s / max(time.perf_counter() - t0, 1e-7)))
+
+
+def _time_pair(fa, fb, repeats, min_s=0.05):
+    """Per-call seconds of fa and of fb, their repeats interleaved (A B A B ...) so that machine
+    noise hits both alike."""
+    na, nb = _loops(fa, min_s), _loops(fb, min_s)
+    ta, tb = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        out.append((time.perf_counter() - t0) / n)
-    return out
+        for fn, n, out in ((fa, na, ta), (fb, nb, tb)):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            out.append((time.perf_counter() - t0) / n)
+    return ta, tb
 
 
 def _cases():
@@ -86,8 +93,8 @@ def run_all(threads, repeats=5):
     rows = []
     for name, em_fn, t_fn in _cases():
         try:
-            e = statistics.median(_time(em_fn, repeats))
-            t = statistics.median(_time(t_fn, repeats))
+            ta, tb = _time_pair(em_fn, t_fn, repeats)
+            e, t = statistics.median(ta), statistics.median(tb)
         except Exception as ex:  # noqa: BLE001 -- an op not built yet is reported, not fatal
             print(f"{name:40s} t={threads}: skipped ({type(ex).__name__}: {ex})", flush=True)
             continue
