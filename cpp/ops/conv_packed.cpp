@@ -152,6 +152,34 @@ void gather(float* dst, int64_t ld, int64_t ncols, const float* xp, const int64_
   }
 }
 
+// The weight gradient's B panel straight from the padded block: bp row t (kNR floats) = im2col
+// rows [j0, j0+nr) at block column t (columns given by the segments, kc of them), zero past nr.
+// Eight columns of eight rows at a time are loaded along the rows and transposed in registers,
+// so there is no intermediate (nr x kc) copy to write and transpose again.
+void gather_t(float* bp, const float* xp, const int64_t* tab, int64_t j0, int64_t nr,
+              const std::vector<Seg>& segs, const ConvGeom& g) {
+  const int64_t sw = g.sw;
+  for (const Seg& s : segs) {
+    const float* base = xp + s.origin;
+    float* d = bp + s.joff * kNR;
+    int64_t t = 0;
+    if (sw <= 2) {
+      for (; t + 8 <= s.len; t += 8) {
+        for (int64_t h = 0; h < kNR; h += 8) {
+          __m256 r[8];
+          for (int64_t i = 0; i < 8; ++i)
+            r[i] = h + i < nr ? load8(base + tab[j0 + h + i] + t * sw, sw) : _mm256_setzero_ps();
+          gk::transpose8x8(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+          for (int64_t i = 0; i < 8; ++i) _mm256_storeu_ps(d + (t + i) * kNR + h, r[i]);
+        }
+      }
+    }
+    for (; t < s.len; ++t)
+      for (int64_t j = 0; j < kNR; ++j)
+        d[t * kNR + j] = j < nr ? base[tab[j0 + j] + t * sw] : 0.f;
+  }
+}
+
 // The adjoint of gather for a panel: padded block xp += col rows [0, nk) (stride kNR).
 void scatter_add(float* xp, const float* col, const int64_t* tab, int64_t nk,
                  const std::vector<Seg>& segs, const ConvGeom& g) {
@@ -541,7 +569,7 @@ void conv_packed_weight_grad(float* dw, const float* src, const float* img, cons
   const int64_t nblk = (g.N + nb - 1) / nb;
   const Padded pd(g);
   // The reduction runs over pixels in column blocks of <= kKC (a function of the shape only);
-  // im2col rows are gathered 16 at a time (one panel, <= 16 KiB) and transposed into Bp.
+  // im2col rows are gathered 16 at a time (one panel, <= 16 KiB) straight into Bp (gather_t).
   const int64_t kcmax = kKC;
   constexpr int64_t kChunks = 16;
   const int64_t nchunks = std::min(nblk, kChunks);
@@ -554,7 +582,6 @@ void conv_packed_weight_grad(float* dw, const float* src, const float* img, cons
     std::vector<Seg>& segs = seg_buf();
     float* Ap = buf_a(static_cast<size_t>(Mp * kcmax + 8));
     float* Bp = buf_b(static_cast<size_t>(kcmax * kNR + kSlack));
-    float* Col = buf_c(static_cast<size_t>(kNR * kcmax + kSlack));
     float* xp = buf_pad(static_cast<size_t>(nb * pd.sample + kSlack));
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t n0 = blk * nb, nbk = std::min(nb, g.N - n0), cols = nbk * P;
@@ -604,8 +631,7 @@ void conv_packed_weight_grad(float* dw, const float* src, const float* img, cons
           }
           for (int64_t j0 = 0; j0 < CgKK; j0 += kNR) {
             const int64_t nr = std::min(kNR, CgKK - j0);
-            gather(Col, kc, kc, xp, tab.data(), j0, nr, segs, g);
-            gk::pack_b_panel<true>(Bp, Col, 1, kc, 0, kc, 0, nr);
+            gather_t(Bp, xp, tab.data(), j0, nr, segs, g);
             for (int64_t s = 0; s < Mp; s += kMR)
               micro_6x16(kc, Ap + s * kc, Bp, ag + s * CgKK + j0, CgKK,
                          std::min(kMR, OCg - s), nr, load_c);
