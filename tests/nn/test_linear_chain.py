@@ -97,6 +97,12 @@ def test_sequential_uses_chain_under_no_grad(monkeypatch, dtype):
         want = m(want)
     np.testing.assert_array_equal(y.numpy(), want.numpy())
     assert not y.requires_grad and y.grad_fn is None
+    # non-contiguous numpy input is copied, as layer by layer (and float64 data stays float64
+    # in a float64 model on both paths)
+    xt = np.asfortranarray(x)
+    with em.no_grad():
+        np.testing.assert_array_equal(seq(xt).numpy(), y.numpy())
+    np.testing.assert_array_equal(seq(xt).numpy(), y.numpy())   # grad mode: layer by layer
     # numpy float64 data into a float32 model is cast, as layer-by-layer does
     if dtype == np.float32:
         with em.no_grad():

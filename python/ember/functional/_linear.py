@@ -25,11 +25,15 @@ def linear_relu(input, weight, bias=None, relu=True) -> Tensor:
         x = input
         xd = x.data
     else:
-        # numpy input follows the layer's dtype (float64 data into a float32 layer is cast)
+        # numpy float input follows the layer's dtype (float64 data into a float32 layer is
+        # cast; into a float64 layer it is used as it is, never through float32)
         x = None
-        xd = as_tensor(input).data
-        if xd.dtype != w.data.dtype and xd.dtype.kind == "f":
-            xd = xd.astype(w.data.dtype)
+        if isinstance(input, np.ndarray) and input.dtype.kind == "f":
+            xd = np.ascontiguousarray(input, dtype=w.data.dtype)
+        else:
+            xd = as_tensor(input).data
+            if xd.dtype != w.data.dtype and xd.dtype.kind == "f":
+                xd = xd.astype(w.data.dtype)
     y = _core.linear_forward(xd, w.data, None if b is None else b.data, relu)
     if not _grad_state.enabled or not (
             w.requires_grad or (b is not None and b.requires_grad)

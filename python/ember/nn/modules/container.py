@@ -73,8 +73,8 @@ def _linear_run(run, x):
     w0 = run[0][0].weight.data
     if isinstance(x, Tensor):
         xd = x.data
-    elif type(x) is np.ndarray and x.dtype == w0.dtype:
-        xd = x  # the binding checks the layout; nothing is written to it
+    elif isinstance(x, np.ndarray) and x.dtype.kind == "f":
+        xd = np.ascontiguousarray(x, dtype=w0.dtype)  # no copy when it already is; read only
     else:
         xd = as_tensor(x).data
         if xd.dtype != w0.dtype and xd.dtype.kind == "f":
