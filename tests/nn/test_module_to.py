@@ -68,3 +68,18 @@ def test_tensor_to():
     np.testing.assert_array_equal(t.grad.numpy(), [1.0, 1.0])
     with pytest.raises(ValueError, match="Tensor.to: ember runs on the CPU only"):
         t.to("cuda:0")
+
+
+@pytest.mark.parametrize("make", [lambda: nn.Linear(5, 3), lambda: nn.Conv1d(2, 3, 3),
+                                  lambda: nn.Conv2d(2, 3, 3)])
+def test_float64_numpy_input_to_a_float64_layer_keeps_its_precision(make):
+    layer = make().double()
+    shape = {nn.Linear: (4, 5), nn.Conv1d: (2, 2, 7), nn.Conv2d: (2, 2, 5, 5)}[type(layer)]
+    x = np.random.default_rng(0).standard_normal(shape) * (1 + 1e-12)   # not float32-exact
+    got = layer(x)
+    want = layer(em.tensor(x, dtype=np.float64))
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    np.testing.assert_array_equal(layer(np.asfortranarray(x)).numpy(), want.numpy())
+    # float32 layers still take float64 numpy data as float32
+    assert layer.float()(x).dtype == np.float32

@@ -43,8 +43,13 @@ def _grad_target(p):
 
 
 def _prepare(op, input, weight, bias):
-    x, w = as_tensor(input), as_tensor(weight)
+    w = as_tensor(weight)
     b = as_tensor(bias) if bias is not None else None
+    if isinstance(input, np.ndarray) and input.dtype.kind == "f":
+        # numpy float input takes the layer's dtype directly (float64 into a float64 layer is
+        # never rounded through as_tensor's float32 default)
+        return Tensor(np.ascontiguousarray(input, dtype=w.data.dtype)), w, b
+    x = as_tensor(input)
     if not isinstance(input, Tensor) and x.data.dtype != w.data.dtype and x.data.dtype.kind == "f":
         x = Tensor(x.data.astype(w.data.dtype))
     return x, w, b
