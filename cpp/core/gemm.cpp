@@ -95,28 +95,31 @@ inline float* b_buffer(size_t n) { return gk::scratch<1>(n); }
 // k-block. Same k-blocks and micro-kernel calls per output tile, so the same bits as below.
 constexpr int64_t kWholeB = int64_t(1) << 20;  // 4 MiB of packed B
 
-template <bool TA, bool TB>
-void packed_sgemm_wholek(int64_t M, int64_t N, int64_t K, const float* A, const float* B,
-                         float* C, bool acc, const Epi<float>& epi) {
-  const int64_t sai = TA ? 1 : K, sak = TA ? M : 1;
+// Sizes of the whole-K blocking: a function of the shape only.
+struct WholeK {
+  int64_t nkb, kcb, mcb, nmblocks, npanels, ppc, nch, ntasks;
+  WholeK(int64_t M, int64_t N, int64_t K) {
+    nkb = (K + kKC - 1) / kKC;
+    kcb = (K + nkb - 1) / nkb;
+    const int64_t nmb = (M + kMC - 1) / kMC;
+    mcb = ((M + nmb - 1) / nmb + kMR - 1) / kMR * kMR;
+    nmblocks = (M + mcb - 1) / mcb;
+    npanels = (N + kNR - 1) / kNR;
+    const int64_t want_chunks = std::max<int64_t>(1, (16 + nmblocks - 1) / nmblocks);
+    const int64_t nchunks = std::min(npanels, want_chunks);
+    ppc = (npanels + nchunks - 1) / nchunks;
+    nch = (npanels + ppc - 1) / ppc;
+    ntasks = nmblocks * nch;
+  }
+};
+
+// All of op(B) (K x N) into Bp: k-block q (at pc = q * kcb) at Bp + pc * npanels * kNR, panel p
+// at + p * kNR * kc. Threaded over (k-block, panel).
+template <bool TB>
+void pack_b_whole(float* Bp, const float* B, int64_t N, int64_t K, int64_t kcb) {
   const int64_t sbk = TB ? 1 : N, sbn = TB ? K : 1;
-  const int64_t nkb = (K + kKC - 1) / kKC, kcb = (K + nkb - 1) / nkb;
-  const int64_t nmb = (M + kMC - 1) / kMC;
-  const int64_t mcb = ((M + nmb - 1) / nmb + kMR - 1) / kMR * kMR;
-  const int64_t nmblocks = (M + mcb - 1) / mcb;
-  const int64_t npanels = (N + kNR - 1) / kNR;
-  const int64_t want_chunks = std::max<int64_t>(1, (16 + nmblocks - 1) / nmblocks);
-  const int64_t nchunks = std::min(npanels, want_chunks);
-  const int64_t ppc = (npanels + nchunks - 1) / nchunks;
-  const int64_t nch = (npanels + ppc - 1) / ppc;
-  const int64_t ntasks = nmblocks * nch;
-  // k-block q (starting at pc = q * kcb) lives at Bp + pc * npanels * kNR, panel p at + p*kNR*kc.
-  float* Bp = b_buffer(static_cast<size_t>(npanels * kNR * K));
-  // With a single row block every B panel is used by one task only: that task packs it right
-  // before use (one parallel region per call, panel still hot in L1).
-  const bool pack_in_task = nmblocks == 1;
-  if (!pack_in_task)
-    parallel_for(nkb * npanels, 8 * kcb * kNR, [&](int64_t i0, int64_t i1) {
+  const int64_t nkb = (K + kcb - 1) / kcb, npanels = (N + kNR - 1) / kNR;
+  parallel_for(nkb * npanels, 8 * kcb * kNR, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t q = i / npanels, p = i % npanels;
       const int64_t pc = q * kcb, kc = std::min(kcb, K - pc);
@@ -124,7 +127,18 @@ void packed_sgemm_wholek(int64_t M, int64_t N, int64_t K, const float* A, const 
                        std::min(kNR, N - p * kNR));
     }
   });
-  parallel_for(ntasks, 2 * mcb * K * ppc * kNR, [&](int64_t t0, int64_t t1) {
+}
+
+// The tasks of the whole-K path over a B packed as pack_b_whole does. When B is not packed yet
+// (Bsrc given) and there is a single row block, every panel is used by one task only: that task
+// packs it right before use (one parallel region per call, the panel still hot in L1).
+template <bool TA, bool TB>
+void wholek_tasks(const WholeK& wk, int64_t M, int64_t N, int64_t K, const float* A, float* Bp,
+                  const float* Bsrc, float* C, bool acc, const Epi<float>& epi) {
+  const int64_t sai = TA ? 1 : K, sak = TA ? M : 1;
+  const int64_t sbk = TB ? 1 : N, sbn = TB ? K : 1;
+  const int64_t kcb = wk.kcb, mcb = wk.mcb, npanels = wk.npanels, ppc = wk.ppc, nch = wk.nch;
+  parallel_for(wk.ntasks, 2 * mcb * K * ppc * kNR, [&](int64_t t0, int64_t t1) {
     float* Ap = a_buffer(static_cast<size_t>(mcb * kcb));
     for (int64_t t = t0; t < t1;) {
       // This thread's consecutive tasks of one row block: pack each A k-block once for them.
@@ -139,7 +153,7 @@ void packed_sgemm_wholek(int64_t M, int64_t N, int64_t K, const float* A, const 
         for (int64_t p = pbeg; p < pend; ++p) {
           const int64_t j = p * kNR, nr = std::min(kNR, N - j);
           float* bp = Bp + pc * npanels * kNR + p * kNR * kc;
-          if (pack_in_task) pack_b_panel<TB>(bp, B, sbk, sbn, pc, kc, j, nr);
+          if (Bsrc) pack_b_panel<TB>(bp, Bsrc, sbk, sbn, pc, kc, j, nr);
           for (int64_t ip = 0; ip < mc; ip += kMR)
             micro_6x16(kc, Ap + ip * kc, bp, C + (i0 + ip) * N + j, N, std::min(kMR, mc - ip),
                        nr, load_c);
@@ -150,6 +164,16 @@ void packed_sgemm_wholek(int64_t M, int64_t N, int64_t K, const float* A, const 
       t = tend;
     }
   });
+}
+
+template <bool TA, bool TB>
+void packed_sgemm_wholek(int64_t M, int64_t N, int64_t K, const float* A, const float* B,
+                         float* C, bool acc, const Epi<float>& epi) {
+  const WholeK wk(M, N, K);
+  float* Bp = b_buffer(static_cast<size_t>(wk.npanels * kNR * K));
+  const bool pack_in_task = wk.nmblocks == 1;
+  if (!pack_in_task) pack_b_whole<TB>(Bp, B, N, K, wk.kcb);
+  wholek_tasks<TA, TB>(wk, M, N, K, A, Bp, pack_in_task ? B : nullptr, C, acc, epi);
 }
 
 template <bool TA, bool TB>
@@ -312,6 +336,48 @@ void gemm_bias_act(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A
   epi.relu = relu;
   gemm_impl<T>(ta, tb, M, N, K, A, B, C, false, epi);
 }
+
+template <class T>
+PackedB<T>::PackedB(bool trans_b, int64_t K, int64_t N, const T* B, int64_t rows_hint)
+    : tb_(trans_b), K_(K), N_(N), B_(B) {
+#ifdef EMBER_PACKED_SGEMM
+  if constexpr (std::is_same_v<T, float>) {
+    if (K > 0 && N > 0 && use_packed(rows_hint, N, K) &&
+        K * ((N + kNR - 1) / kNR * kNR) <= kWholeB) {
+      const size_t n = static_cast<size_t>((N + kNR - 1) / kNR * kNR * K);
+      packed_ = static_cast<float*>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64));
+      if (!packed_) throw std::bad_alloc();
+      const WholeK wk(rows_hint, N, K);
+      if (trans_b) pack_b_whole<true>(packed_, B, N, K, wk.kcb);
+      else pack_b_whole<false>(packed_, B, N, K, wk.kcb);
+    }
+  }
+#endif
+}
+
+template <class T>
+PackedB<T>::~PackedB() {
+  std::free(packed_);
+}
+
+template <class T>
+void PackedB<T>::multiply(int64_t M, const T* A, T* C, bool accumulate) const {
+#ifdef EMBER_PACKED_SGEMM
+  if constexpr (std::is_same_v<T, float>) {
+    if (packed_ && M > 0 && use_packed(M, N_, K_)) {
+      // The packed layout depends on K and N only (WholeK's k-blocks are a function of K).
+      const WholeK wk(M, N_, K_);
+      if (tb_) wholek_tasks<false, true>(wk, M, N_, K_, A, packed_, nullptr, C, accumulate, {});
+      else wholek_tasks<false, false>(wk, M, N_, K_, A, packed_, nullptr, C, accumulate, {});
+      return;
+    }
+  }
+#endif
+  gemm<T>(false, tb_, M, N_, K_, A, B_, C, accumulate);
+}
+
+template class PackedB<float>;
+template class PackedB<double>;
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, const float*,
                           float*, bool);

@@ -29,4 +29,26 @@ template <class T>
 void gemm_bias_act(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A,
                    const T* B, T* C, const T* bias, bool relu);
 
+// op(B) (K x N) packed once for several products C (=|+=) A op(B) with the same B and A (M x K)
+// row-major: an RNN's recurrent weights across its time steps. multiply() gives exactly what
+// gemm(false, trans_b, M, N, K, A, B, C, accumulate) gives (the same k-blocks and micro-kernel
+// calls); on the packed float path it skips re-packing B on every call. B is read at
+// construction (packed) or at each multiply (other paths) and must not change meanwhile.
+// rows_hint: the M the products will have (packing is skipped where that M takes another path).
+template <class T>
+class PackedB {
+ public:
+  PackedB(bool trans_b, int64_t K, int64_t N, const T* B, int64_t rows_hint);
+  ~PackedB();
+  PackedB(const PackedB&) = delete;
+  PackedB& operator=(const PackedB&) = delete;
+  void multiply(int64_t M, const T* A, T* C, bool accumulate) const;
+
+ private:
+  bool tb_;
+  int64_t K_, N_;
+  const T* B_;
+  float* packed_ = nullptr;  // float packed path only
+};
+
 }  // namespace ember

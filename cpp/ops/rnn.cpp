@@ -73,6 +73,8 @@ void rnn_forward(T* hs, T* cs, T* gates, T* ghn, const T* x, const T* h0, const 
 
   std::vector<T> hproj(gru ? NG : 0), ghn_local(gru && !ghn ? NH : 0);
   const CVec<T> bv(bias.data(), G);
+  // w_hh^T packed once for the S recurrent products (they differ only in h).
+  const PackedB<T> whh(true, H, G, w_hh, N);
 
   for (int64_t step = 0; step < S; ++step) {
     const int64_t t = s.reverse ? S - 1 - step : step;
@@ -84,9 +86,9 @@ void rnn_forward(T* hs, T* cs, T* gates, T* ghn, const T* x, const T* h0, const 
     // since its n gate multiplies the recurrent part by r).
     if (gru) {
       if (h_is_zero) std::fill(hproj.begin(), hproj.end(), T(0));
-      else gemm<T>(false, true, N, G, H, hp, w_hh, hproj.data(), false);
+      else whh.multiply(N, hp, hproj.data(), false);
     } else if (!h_is_zero) {
-      gemm<T>(false, true, N, G, H, hp, w_hh, a, true);
+      whh.multiply(N, hp, a, true);
     }
     T* ghn_t = gru ? (ghn ? ghn + t * NH : ghn_local.data()) : nullptr;
     const T* cp_all = lstm ? cs + prev_slot(s, t) * NH : nullptr;
@@ -139,6 +141,8 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
 
   // Running gradients of the hidden (and cell) state flowing back through time.
   std::vector<T> dh(NH, T(0)), dc(lstm ? NH : 0, T(0));
+  // w_hh (G x H) packed once for the per-step products dh_prev = dgh_t w_hh.
+  const PackedB<T> whh(false, G, H, w_hh, N);
   if (dhn) std::copy(dhn, dhn + NH, dh.begin());  // h_n is the state after the last step
   if (lstm && dcn) std::copy(dcn, dcn + NH, dc.begin());
   // Gradients of the gate pre-activations, time order. GRU's input side (dgx) and recurrent
@@ -200,7 +204,7 @@ void rnn_backward(T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
     });
     // dh_prev (N, H) = dgh_t (N, G) w_hh (G, H)   (GRU: added to its direct path); after the
     // first step (k == 0) that is dh0, which may not be wanted.
-    if (k > 0 || dh0) gemm<T>(false, false, N, H, G, dgh_t, w_hh, dh.data(), gru);
+    if (k > 0 || dh0) whh.multiply(N, dgh_t, dh.data(), gru);
   }
 
   if (dh0) std::copy(dh.begin(), dh.end(), dh0);

@@ -52,10 +52,14 @@ def test_gradcheck_no_bias_no_initial_state(mode):
     gradcheck(fn, x, w_ih, w_hh)
 
 
+# N = 3 runs the small-M (Eigen) GEMMs; N >= 12 the packed kernel with the recurrent weights
+# packed once per call (core/gemm PackedB): partial 16-column panels (H = 40), and H = 264 for
+# reductions over more than one k-block (K = H forward, K = gates * H backward).
 @pytest.mark.parametrize("mode", MODES)
-def test_against_torch_one_direction(mode):
+@pytest.mark.parametrize("dims", [(5, 3, 4, 6), (6, 20, 8, 40), (3, 13, 5, 264)])
+def test_against_torch_one_direction(mode, dims):
     torch = pytest.importorskip("torch")
-    S, N, I, H = 5, 3, 4, 6
+    S, N, I, H = dims
     cls = {"RNN_TANH": torch.nn.RNN, "RNN_RELU": torch.nn.RNN, "LSTM": torch.nn.LSTM,
            "GRU": torch.nn.GRU}[mode]
     kw = {"nonlinearity": "relu"} if mode == "RNN_RELU" else {}
