@@ -188,6 +188,13 @@ inline void transpose8x8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256&
   r7 = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
+// Transposes the 8x8 block whose rows are r[0..8) and stores its column q (8 floats) at
+// d + q * ld: how 8 rows x 8 columns of a row-major source become 8 rows of a k-major panel.
+inline void transpose8x8_store(__m256 (&r)[8], float* d, int64_t ld) {
+  transpose8x8(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+  for (int q = 0; q < 8; ++q) _mm256_storeu_ps(d + q * ld, r[q]);
+}
+
 // One 16-column panel: Bp (kc x 16) = op(B)[k0:k0+kc, j0:j0+nr], zero columns past nr.
 // op(B)(k, j) = B[k*sbk + j*sbn].
 template <bool TB>
@@ -221,20 +228,10 @@ inline void pack_b_panel(float* Bp, const float* B, int64_t sbk, int64_t sbn, in
       const float* s = src + j * sbn;
       int64_t k = 0;
       for (; k + 8 <= kc; k += 8) {
-        __m256 r0 = _mm256_loadu_ps(s + 0 * sbn + k), r1 = _mm256_loadu_ps(s + 1 * sbn + k);
-        __m256 r2 = _mm256_loadu_ps(s + 2 * sbn + k), r3 = _mm256_loadu_ps(s + 3 * sbn + k);
-        __m256 r4 = _mm256_loadu_ps(s + 4 * sbn + k), r5 = _mm256_loadu_ps(s + 5 * sbn + k);
-        __m256 r6 = _mm256_loadu_ps(s + 6 * sbn + k), r7 = _mm256_loadu_ps(s + 7 * sbn + k);
-        transpose8x8(r0, r1, r2, r3, r4, r5, r6, r7);
-        float* d = Bp + k * kNR + j;  // row k+q of the panel gets column q of the 8x8 block
-        _mm256_storeu_ps(d + 0 * kNR, r0);
-        _mm256_storeu_ps(d + 1 * kNR, r1);
-        _mm256_storeu_ps(d + 2 * kNR, r2);
-        _mm256_storeu_ps(d + 3 * kNR, r3);
-        _mm256_storeu_ps(d + 4 * kNR, r4);
-        _mm256_storeu_ps(d + 5 * kNR, r5);
-        _mm256_storeu_ps(d + 6 * kNR, r6);
-        _mm256_storeu_ps(d + 7 * kNR, r7);
+        __m256 r[8];
+        for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(s + q * sbn + k);
+        // row k+q of the panel gets column q of the 8x8 block
+        transpose8x8_store(r, Bp + k * kNR + j, kNR);
       }
       for (; k < kc; ++k)
         for (int64_t q = 0; q < 8; ++q) Bp[k * kNR + j + q] = s[q * sbn + k];

@@ -381,13 +381,7 @@ void image_from_conv_side(T* img, const T* src, const T* w, const T* bias, const
           col2im_add(cb + i * P, cols, Cg, g, 0, g.OH, imi);
         }
       }
-      if (bias)
-        for (int64_t i = 0; i < nbk; ++i)
-          for (int64_t c = 0; c < Cg; ++c) {
-            const T bv = bias[grp * Cg + c];
-            T* r = im + i * C * HW + c * HW;
-            for (int64_t q = 0; q < HW; ++q) r[q] += bv;
-          }
+      if (bias) add_channel_bias(img + n0 * C * HW, bias, nbk, C, grp * Cg, Cg, HW);
     }
   });
 }

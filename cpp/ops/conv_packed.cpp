@@ -169,8 +169,7 @@ void gather_t(float* bp, const float* xp, const int64_t* tab, int64_t j0, int64_
           __m256 r[8];
           for (int64_t i = 0; i < 8; ++i)
             r[i] = h + i < nr ? load8(base + tab[j0 + h + i] + t * sw, sw) : _mm256_setzero_ps();
-          gk::transpose8x8(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
-          for (int64_t i = 0; i < 8; ++i) _mm256_storeu_ps(d + (t + i) * kNR + h, r[i]);
+          gk::transpose8x8_store(r, d + t * kNR + h, kNR);
         }
       }
     }
@@ -548,15 +547,8 @@ void conv_packed_image_from_side(float* img, const float* src, const float* w, c
         }
         scatter_add(xp, Ct, tab.data(), CgKK, segs, g);
       }
-      float* im = img + (n0 * C + grp * Cg) * HW;
-      unpad_out(im, xp, nbk, g, pd);
-      if (bias)
-        for (int64_t i = 0; i < nbk; ++i)
-          for (int64_t c = 0; c < Cg; ++c) {
-            const float bv = bias[grp * Cg + c];
-            float* r = im + i * C * HW + c * HW;
-            for (int64_t q = 0; q < HW; ++q) r[q] += bv;
-          }
+      unpad_out(img + (n0 * C + grp * Cg) * HW, xp, nbk, g, pd);
+      if (bias) add_channel_bias(img + n0 * C * HW, bias, nbk, C, grp * Cg, Cg, HW);
     }
   });
 }
@@ -599,7 +591,7 @@ void conv_packed_weight_grad(float* dw, const float* src, const float* img, cons
           // the previous one's two spare lanes (Ap has 8 floats of slack at the end).
           for (int64_t s = 0; s < Mp; s += kMR) {
             float* ad = Ap + s * kc;
-            const float* rows[kMR];
+            const float* rows[8] = {};  // rows 6 and 7 stay null: the transposes' zero rows
             for (const Seg& sg : segs) {
               for (int64_t r = 0; r < kMR; ++r)
                 rows[r] = s + r < OCg ? src + ((n0 + sg.i) * OC + grp * OCg + s + r) * P + sg.q
@@ -607,23 +599,10 @@ void conv_packed_weight_grad(float* dw, const float* src, const float* img, cons
               float* a = ad + sg.joff * kMR;
               int64_t t = 0;
               for (; t + 8 <= sg.len; t += 8) {
-                __m256 r0 = rows[0] ? _mm256_loadu_ps(rows[0] + t) : _mm256_setzero_ps();
-                __m256 r1 = rows[1] ? _mm256_loadu_ps(rows[1] + t) : _mm256_setzero_ps();
-                __m256 r2 = rows[2] ? _mm256_loadu_ps(rows[2] + t) : _mm256_setzero_ps();
-                __m256 r3 = rows[3] ? _mm256_loadu_ps(rows[3] + t) : _mm256_setzero_ps();
-                __m256 r4 = rows[4] ? _mm256_loadu_ps(rows[4] + t) : _mm256_setzero_ps();
-                __m256 r5 = rows[5] ? _mm256_loadu_ps(rows[5] + t) : _mm256_setzero_ps();
-                __m256 r6 = _mm256_setzero_ps(), r7 = r6;
-                gk::transpose8x8(r0, r1, r2, r3, r4, r5, r6, r7);
-                float* d = a + t * kMR;
-                _mm256_storeu_ps(d + 0 * kMR, r0);
-                _mm256_storeu_ps(d + 1 * kMR, r1);
-                _mm256_storeu_ps(d + 2 * kMR, r2);
-                _mm256_storeu_ps(d + 3 * kMR, r3);
-                _mm256_storeu_ps(d + 4 * kMR, r4);
-                _mm256_storeu_ps(d + 5 * kMR, r5);
-                _mm256_storeu_ps(d + 6 * kMR, r6);
-                _mm256_storeu_ps(d + 7 * kMR, r7);
+                __m256 r[8];
+                for (int64_t q = 0; q < 8; ++q)
+                  r[q] = rows[q] ? _mm256_loadu_ps(rows[q] + t) : _mm256_setzero_ps();
+                gk::transpose8x8_store(r, a + t * kMR, kMR);
               }
               for (; t < sg.len; ++t)
                 for (int64_t r = 0; r < kMR; ++r) a[t * kMR + r] = rows[r] ? rows[r][t] : 0.f;

@@ -23,6 +23,19 @@ namespace ember {
 
 bool conv_packed_available();
 
+// img (nbk samples of C channels of HW values) channels [c0, c0 + Cg) += bias[c0 + c]: the bias
+// of image_from_side (conv_transpose's forward), shared by the packed and im2col paths.
+template <class T>
+inline void add_channel_bias(T* img, const T* bias, int64_t nbk, int64_t C, int64_t c0,
+                             int64_t Cg, int64_t HW) {
+  for (int64_t i = 0; i < nbk; ++i)
+    for (int64_t c = 0; c < Cg; ++c) {
+      const T bv = bias[c0 + c];
+      T* r = img + (i * C + c0 + c) * HW;
+      for (int64_t q = 0; q < HW; ++q) r[q] += bv;
+    }
+}
+
 // nb: samples per block (a function of the shape only). serial: stay on the calling thread.
 // relu: the output is max(y, 0) (relu's rule: NaN and -0 pass), applied in the write-out.
 void conv_packed_side_from_image(float* out, const float* img, const float* w, const float* bias,
