@@ -535,6 +535,21 @@ def as_tensor(x, dtype=None) -> Tensor:
     return Tensor(_as_array(x, dtype))
 
 
+def _layer_input(x, dtype) -> Tensor:
+    """A layer's input as a Tensor. Tensors pass through; float data that is not (numpy arrays,
+    lists) takes the layer's dtype: float64 into a float32 layer is cast, into a float64 layer
+    it is used as it is, never rounded through as_tensor's float32 default. Other data is left
+    for the kernel to accept or reject."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, np.ndarray) and x.dtype.kind == "f":
+        return _wrap(np.ascontiguousarray(x, dtype=dtype))  # no copy when it already is
+    t = as_tensor(x)
+    if t.data.dtype != dtype and t.data.dtype.kind == "f":
+        return _wrap(t.data.astype(dtype))
+    return t
+
+
 def unbroadcast(g: np.ndarray, shape) -> np.ndarray:
     """Sums g down to `shape`, undoing numpy broadcasting."""
     if g.shape == tuple(shape):

@@ -3,7 +3,7 @@
 import numpy as np
 
 from .. import _core
-from ..tensor import Tensor, as_tensor, make_result
+from ..tensor import Tensor, _layer_input, as_tensor, make_result
 
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
 
@@ -45,14 +45,7 @@ def _grad_target(p):
 def _prepare(op, input, weight, bias):
     w = as_tensor(weight)
     b = as_tensor(bias) if bias is not None else None
-    if isinstance(input, np.ndarray) and input.dtype.kind == "f":
-        # numpy float input takes the layer's dtype directly (float64 into a float64 layer is
-        # never rounded through as_tensor's float32 default)
-        return Tensor(np.ascontiguousarray(input, dtype=w.data.dtype)), w, b
-    x = as_tensor(input)
-    if not isinstance(input, Tensor) and x.data.dtype != w.data.dtype and x.data.dtype.kind == "f":
-        x = Tensor(x.data.astype(w.data.dtype))
-    return x, w, b
+    return _layer_input(input, w.data.dtype), w, b
 
 
 def _conv(nd, input, weight, bias, stride, padding, dilation, groups, relu=False):

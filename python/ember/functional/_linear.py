@@ -4,7 +4,7 @@ import numpy as np
 from .. import _core
 from ..autograd import Node
 from ..autograd import _state as _grad_state
-from ..tensor import Tensor, _wrap, as_tensor
+from ..tensor import Tensor, _layer_input, _wrap, as_tensor
 
 __all__ = ["linear", "linear_relu", "matmul"]
 
@@ -21,26 +21,11 @@ def linear_relu(input, weight, bias=None, relu=True) -> Tensor:
     # Kept lean: at batch 1 the Python around the kernel is a large share of the layer's time.
     w = weight if isinstance(weight, Tensor) else as_tensor(weight)
     b = bias if bias is None or isinstance(bias, Tensor) else as_tensor(bias)
-    if isinstance(input, Tensor):
-        x = input
-        xd = x.data
-    else:
-        # numpy float input follows the layer's dtype (float64 data into a float32 layer is
-        # cast; into a float64 layer it is used as it is, never through float32)
-        x = None
-        if isinstance(input, np.ndarray) and input.dtype.kind == "f":
-            xd = np.ascontiguousarray(input, dtype=w.data.dtype)
-        else:
-            xd = as_tensor(input).data
-            if xd.dtype != w.data.dtype and xd.dtype.kind == "f":
-                xd = xd.astype(w.data.dtype)
-    y = _core.linear_forward(xd, w.data, None if b is None else b.data, relu)
+    x = _layer_input(input, w.data.dtype)
+    y = _core.linear_forward(x.data, w.data, None if b is None else b.data, relu)
     if not _grad_state.enabled or not (
-            w.requires_grad or (b is not None and b.requires_grad)
-            or (x is not None and x.requires_grad)):
+            w.requires_grad or (b is not None and b.requires_grad) or x.requires_grad):
         return _wrap(y)
-    if x is None:
-        x = Tensor(xd)
 
     def backward(g):
         if relu:

@@ -1,11 +1,9 @@
 from collections import OrderedDict
 
-import numpy as np
-
 from ... import _core
 from ... import functional as F
 from ...autograd import _state as _grad_state
-from ...tensor import Tensor, _wrap, as_tensor, flatten
+from ...tensor import Tensor, _layer_input, _wrap, as_tensor, flatten
 from .activation import ReLU
 from .conv import Conv1d, Conv2d
 from .linear import Linear
@@ -70,15 +68,7 @@ def _linear_run(run, x):
         for m, relu in run:
             x = F.linear_relu(x, m.weight, m.bias, relu)
         return x
-    w0 = run[0][0].weight.data
-    if isinstance(x, Tensor):
-        xd = x.data
-    elif isinstance(x, np.ndarray) and x.dtype.kind == "f":
-        xd = np.ascontiguousarray(x, dtype=w0.dtype)  # no copy when it already is; read only
-    else:
-        xd = as_tensor(x).data
-        if xd.dtype != w0.dtype and xd.dtype.kind == "f":
-            xd = xd.astype(w0.dtype)
+    xd = _layer_input(x, run[0][0].weight.data.dtype).data
     return _wrap(_core.linear_chain_forward(
         xd, [(m.weight.data, None if m.bias is None else m.bias.data, relu) for m, relu in run]))
 
