@@ -189,6 +189,21 @@ void bind_conv(py::module_& m) {
                                      groups, padding_mode, nd);
           return conv_output_shape(g, nd);
         });
+  m.def("conv_methods",
+        [](const Shape& x, const Shape& w, const IntVec& stride, const IntVec& padding,
+           const IntVec& dilation, int64_t groups, const std::string& padding_mode, int nd) {
+          check_nd(nd);
+          ConvGeom g = conv_geometry(conv_name(nd), x, w, nullptr, stride, padding, dilation,
+                                     groups, padding_mode, nd);
+          const ConvMethods cm = conv2d_methods(g);
+          py::dict d;
+          d["forward"] = cm.forward;
+          d["input_grad"] = cm.input_grad;
+          d["weight_grad"] = cm.weight_grad;
+          return d;
+        },
+        "The method each pass of a float32 convolution of these shapes runs (for tests and "
+        "diagnostics): 'winograd', 'packed', 'packed-scatter' or 'im2col'");
   m.def("conv_transpose_forward", &convt_forward_py, py::arg("x"), py::arg("weight"),
         py::arg("bias"), py::arg("stride"), py::arg("padding"), py::arg("output_padding"),
         py::arg("dilation"), py::arg("groups"), py::arg("nd"));

@@ -12,6 +12,7 @@
 #include "core/parallel.h"
 #include "core/reduce.h"
 #include "ops/conv_packed.h"
+#include "ops/conv_winograd.h"
 
 namespace ember {
 
@@ -238,6 +239,24 @@ void for_blocks(const Plan& p, int64_t cost_per_block, F&& body) {
   }
 }
 
+// At stride 1 the adjoint of a convolution (its input gradient, conv_transpose's forward) is
+// itself a convolution: of the output side with the kernel flipped in space and transposed in
+// channels, padded by d*(k-1) - p. As a forward pass its reduction runs over OCg*KH*KW (not OCg
+// alone) and it gathers instead of scatter-adding. Fills a with that convolution's geometry;
+// false where it does not exist (strides, padding beyond d*(k-1)).
+inline bool flipped_geometry(const ConvGeom& g, ConvGeom& a) {
+  const int64_t ph = g.dh * (g.KH - 1), pw = g.dw * (g.KW - 1);
+  a = g;
+  a.C = g.OC, a.H = g.OH, a.W = g.OW, a.OC = g.C, a.OH = g.H, a.OW = g.W;
+  a.pt = ph - g.pt, a.pb = ph - g.pb, a.pl = pw - g.pl, a.pr = pw - g.pr;
+  return g.sh == 1 && g.sw == 1 && g.pt <= ph && g.pb <= ph && g.pl <= pw && g.pr <= pw;
+}
+
+// On the packed path, measured on W7/W9/LeNet shapes: the flipped convolution wins once it has
+// enough output channels (Cg >= 16) and the scatter's reduction (OCg) is not longer than that;
+// the scatter wins for few input channels (LeNet's 6) or OCg > Cg (32 -> 64: 7.8 vs 8.5 ms).
+inline bool packed_flip_wins(const ConvGeom& g) { return g.Cg() >= 16 && g.OCg() <= g.Cg(); }
+
 // Copies src rows of nbk samples (OCg rows of P each, sample stride OC*P) into one (OCg, nbk*P)
 // matrix.
 template <class T>
@@ -256,6 +275,10 @@ void conv_side_from_image(T* out, const T* img, const T* w, const T* bias, const
                           bool relu = false) {
   const Plan pl = make_plan(g);
   if constexpr (std::is_same_v<T, float>) {
+    if (winograd_applies(g)) {
+      conv_winograd_forward(out, img, w, bias, g, conv_serial(g), relu);
+      return;
+    }
     if (use_packed(g)) {
       conv_packed_side_from_image(out, img, w, bias, g, packed_nb(g), conv_serial(g), relu);
       return;
@@ -316,31 +339,28 @@ template <class T>
 void image_from_conv_side(T* img, const T* src, const T* w, const T* bias, const ConvGeom& g) {
   const Plan pl = make_plan(g);
   if constexpr (std::is_same_v<T, float>) {
+    ConvGeom a;
+    const bool flippable = flipped_geometry(g, a);
+    auto flipped_weights = [&] {
+      const int64_t Cg = g.Cg(), OCg = g.OCg(), KH = g.KH, KW = g.KW, KK = g.KK();
+      std::vector<float> wa(static_cast<size_t>(g.C * OCg * KK));
+      for (int64_t grp = 0; grp < g.G; ++grp)
+        for (int64_t c = 0; c < Cg; ++c)
+          for (int64_t o = 0; o < OCg; ++o)
+            for (int64_t kh = 0; kh < KH; ++kh)
+              for (int64_t kw = 0; kw < KW; ++kw)
+                wa[(((grp * Cg + c) * OCg + o) * KH + kh) * KW + kw] =
+                    w[(((grp * OCg + o) * Cg + c) * KH + (KH - 1 - kh)) * KW + (KW - 1 - kw)];
+      return wa;
+    };
+    if (flippable && winograd_applies(a)) {
+      conv_winograd_forward(img, src, flipped_weights().data(), bias, a, conv_serial(a), false);
+      return;
+    }
     if (use_packed(g)) {
-      // At stride 1 the adjoint is itself a convolution: of src with the kernel flipped in space
-      // and transposed in channels, padded by d*(k-1) - p. As a forward pass its reduction runs
-      // over OCg*KH*KW (not OCg alone) and it gathers instead of scatter-adding: faster, and
-      // the same code. Otherwise (strides, padding beyond d*(k-1)) it scatters through col2im.
-      const int64_t ph = g.dh * (g.KH - 1), pw = g.dw * (g.KW - 1);
-      // Measured on W7/W9/LeNet shapes: the flipped convolution wins once it has enough output
-      // channels (Cg >= 16) and the scatter's reduction (OCg) is not longer than that; the
-      // scatter wins for few input channels (LeNet's 6) or OCg > Cg (32 -> 64: 7.8 vs 8.5 ms).
-      const bool as_conv = g.Cg() >= 16 && g.OCg() <= g.Cg();
-      if (as_conv && g.sh == 1 && g.sw == 1 && g.pt <= ph && g.pb <= ph && g.pl <= pw &&
-          g.pr <= pw) {
-        ConvGeom a = g;
-        a.C = g.OC, a.H = g.OH, a.W = g.OW, a.OC = g.C, a.OH = g.H, a.OW = g.W;
-        a.pt = ph - g.pt, a.pb = ph - g.pb, a.pl = pw - g.pl, a.pr = pw - g.pr;
-        const int64_t Cg = g.Cg(), OCg = g.OCg(), KH = g.KH, KW = g.KW, KK = g.KK();
-        std::vector<float> wa(static_cast<size_t>(g.C * OCg * KK));
-        for (int64_t grp = 0; grp < g.G; ++grp)
-          for (int64_t c = 0; c < Cg; ++c)
-            for (int64_t o = 0; o < OCg; ++o)
-              for (int64_t kh = 0; kh < KH; ++kh)
-                for (int64_t kw = 0; kw < KW; ++kw)
-                  wa[(((grp * Cg + c) * OCg + o) * KH + kh) * KW + kw] =
-                      w[(((grp * OCg + o) * Cg + c) * KH + (KH - 1 - kh)) * KW + (KW - 1 - kw)];
-        conv_packed_side_from_image(img, src, wa.data(), bias, a, packed_nb(a), conv_serial(a));
+      if (flippable && packed_flip_wins(g)) {
+        conv_packed_side_from_image(img, src, flipped_weights().data(), bias, a, packed_nb(a),
+                                    conv_serial(a));
         return;
       }
       conv_packed_image_from_side(img, src, w, bias, g, packed_nb(g), conv_serial(g));
@@ -512,6 +532,18 @@ void conv_transpose2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
   if (db) channel_sum<T>(db, dy, g.N, g.C, g.H * g.W);
   if (dw) weight_grad<T>(dw, x, dy, g);
   if (dx) conv_side_from_image<T>(dx, dy, w, nullptr, g);
+}
+
+ConvMethods conv2d_methods(const ConvGeom& g) {
+  ConvMethods m;
+  m.forward = winograd_applies(g) ? "winograd" : use_packed(g) ? "packed" : "im2col";
+  ConvGeom a;
+  const bool flippable = flipped_geometry(g, a);
+  if (flippable && winograd_applies(a)) m.input_grad = "winograd";
+  else if (use_packed(g)) m.input_grad = flippable && packed_flip_wins(g) ? "packed" : "packed-scatter";
+  else m.input_grad = "im2col";
+  m.weight_grad = use_packed(g) ? "packed" : "im2col";
+  return m;
 }
 
 #define EMBER_INSTANTIATE(T)                                                                    \

@@ -7,8 +7,10 @@
 // (N, OC, OH, OW) and its output the conv's input side (N, C, H, W); weight layout is the same
 // memory, (Cin_t = OC, OC_t/G = Cg, KH, KW).
 //
-// Method: float on AVX2 builds runs ops/conv_packed (the packed GEMM micro-kernel with im2col
-// fused into its packing; at stride 1 the input gradient runs as the flipped convolution when
+// Method: float 3x3 stride-1 convolutions with enough channels run Winograd's F(2x2, 3x3)
+// (ops/conv_winograd) for the forward pass and the input gradient (and conv_transpose's). Other
+// float on AVX2 builds runs ops/conv_packed (the packed GEMM micro-kernel with im2col fused into
+// its packing; at stride 1 the input gradient runs as the flipped convolution when
 // that is faster). Otherwise (double, portable builds, or too few sample blocks for threads over
 // blocks): im2col + GEMM per block of samples (several small samples share one GEMM so that tiny
 // convolutions still run at GEMM speed; a large sample is cut into tiles of output rows so that
@@ -18,7 +20,8 @@
 // under 1 Mflop stay single-threaded. Weight gradients are reduced over a fixed number of sample
 // chunks in a fixed order, so every result is bitwise identical at any thread count. Per-thread
 // scratch is reused across calls.
-// Tuning knobs (read once; for experiments): EMBER_CONV_IMPL=im2col (skip the packed path),
+// Tuning knobs (read once; for experiments): EMBER_CONV_IMPL=im2col (skip the packed and
+// Winograd paths), EMBER_CONV_WINOGRAD=0 (skip Winograd only),
 // EMBER_CONV_PARALLEL_WORK (flops below which a convolution stays on one thread, 2^20),
 // EMBER_CONV_TILE (tile columns, 256), EMBER_CONV_COLS (GEMM columns per sample block, 512).
 //
@@ -48,5 +51,16 @@ void conv_transpose2d_forward(T* y, const T* x, const T* w, const T* b, const Co
 template <class T>
 void conv_transpose2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
                                const ConvGeom& g);
+
+// The method each pass of a float32 conv2d of geometry g runs (double always runs "im2col"),
+// for tests and diagnostics: "winograd" (ops/conv_winograd), "packed" (ops/conv_packed; the
+// input gradient as the flipped convolution), "packed-scatter" (input gradient scattered
+// through col2im) or "im2col".
+struct ConvMethods {
+  const char* forward;
+  const char* input_grad;
+  const char* weight_grad;
+};
+ConvMethods conv2d_methods(const ConvGeom& g);
 
 }  // namespace ember
