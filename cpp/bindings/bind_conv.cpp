@@ -168,6 +168,15 @@ py::object convt_backward_py(const py::array& dy, const py::array& x, const py::
   });
 }
 
+// A convolution's geometry from shapes alone (no arrays): for the shape and method queries.
+ConvGeom shape_geometry(const Shape& x, const Shape& w, const IntVec& stride,
+                        const IntVec& padding, const IntVec& dilation, int64_t groups,
+                        const std::string& padding_mode, int nd) {
+  check_nd(nd);
+  return conv_geometry(conv_name(nd), x, w, nullptr, stride, padding, dilation, groups,
+                       padding_mode, nd);
+}
+
 }  // namespace
 
 void bind_conv(py::module_& m) {
@@ -184,18 +193,14 @@ void bind_conv(py::module_& m) {
   m.def("conv_output_shape",
         [](const Shape& x, const Shape& w, const IntVec& stride, const IntVec& padding,
            const IntVec& dilation, int64_t groups, const std::string& padding_mode, int nd) {
-          check_nd(nd);
-          ConvGeom g = conv_geometry(conv_name(nd), x, w, nullptr, stride, padding, dilation,
-                                     groups, padding_mode, nd);
-          return conv_output_shape(g, nd);
+          return conv_output_shape(
+              shape_geometry(x, w, stride, padding, dilation, groups, padding_mode, nd), nd);
         });
   m.def("conv_methods",
         [](const Shape& x, const Shape& w, const IntVec& stride, const IntVec& padding,
            const IntVec& dilation, int64_t groups, const std::string& padding_mode, int nd) {
-          check_nd(nd);
-          ConvGeom g = conv_geometry(conv_name(nd), x, w, nullptr, stride, padding, dilation,
-                                     groups, padding_mode, nd);
-          const ConvMethods cm = conv2d_methods(g);
+          const ConvMethods cm = conv2d_methods(
+              shape_geometry(x, w, stride, padding, dilation, groups, padding_mode, nd));
           py::dict d;
           d["forward"] = cm.forward;
           d["input_grad"] = cm.input_grad;
