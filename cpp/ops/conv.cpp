@@ -414,6 +414,10 @@ template <class T>
 void weight_grad(T* dw, const T* src, const T* img, const ConvGeom& g) {
   const Plan pl = make_plan(g);
   if constexpr (std::is_same_v<T, float>) {
+    if (winograd_applies(g)) {
+      conv_winograd_weight_grad(dw, src, img, g, conv_serial(g));
+      return;
+    }
     if (use_packed(g)) {
       conv_packed_weight_grad(dw, src, img, g, packed_nb(g), conv_serial(g));
       return;
@@ -542,7 +546,7 @@ ConvMethods conv2d_methods(const ConvGeom& g) {
   if (flippable && winograd_applies(a)) m.input_grad = "winograd";
   else if (use_packed(g)) m.input_grad = flippable && packed_flip_wins(g) ? "packed" : "packed-scatter";
   else m.input_grad = "im2col";
-  m.weight_grad = use_packed(g) ? "packed" : "im2col";
+  m.weight_grad = winograd_applies(g) ? "winograd" : use_packed(g) ? "packed" : "im2col";
   return m;
 }
 

@@ -8,7 +8,7 @@
 // memory, (Cin_t = OC, OC_t/G = Cg, KH, KW).
 //
 // Method: float 3x3 stride-1 convolutions with enough channels run Winograd's F(2x2, 3x3)
-// (ops/conv_winograd) for the forward pass and the input gradient (and conv_transpose's). Other
+// (ops/conv_winograd) for the forward pass and both gradients (and conv_transpose's). Other
 // float on AVX2 builds runs ops/conv_packed (the packed GEMM micro-kernel with im2col fused into
 // its packing; at stride 1 the input gradient runs as the flipped convolution when
 // that is faster). Otherwise (double, portable builds, or too few sample blocks for threads over

@@ -158,23 +158,53 @@ inline void deinterleave(__m256 a, __m256 b, __m256& ev, __m256& od) {
       _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
 }
 
-// For each group of 8 tiles of a tile row (tx0 = 8 * group), the four 8-column loads of an input
-// row it needs: columns 2 tx0 - pl + {0, 8, 2, 10}.
-std::vector<ColVec> column_vectors(const ConvGeom& g, const Geo& geo) {
-  const int64_t ngroups = (geo.TW + 7) / 8;
-  std::vector<ColVec> cvs(static_cast<size_t>(4 * ngroups));
-  const int64_t offs[4] = {0, 8, 2, 10};
+// For each group of 8 tiles of a tile row (tx0 = 8 * group), the 8-column loads of a row of
+// `width` values it needs: columns 2 tx0 + shift + offs[k].
+template <int K>
+std::vector<ColVec> column_vectors(int64_t TW, int64_t shift, int64_t width,
+                                   const int64_t (&offs)[K]) {
+  const int64_t ngroups = (TW + 7) / 8;
+  std::vector<ColVec> cvs(static_cast<size_t>(K * ngroups));
   for (int64_t gr = 0; gr < ngroups; ++gr)
-    for (int k = 0; k < 4; ++k) {
-      ColVec& cv = cvs[static_cast<size_t>(4 * gr + k)];
-      cv.s = 16 * gr - g.pl + offs[k];
-      const int64_t lo = std::max<int64_t>(0, -cv.s), hi = std::min<int64_t>(8, g.W - cv.s);
+    for (int k = 0; k < K; ++k) {
+      ColVec& cv = cvs[static_cast<size_t>(K * gr + k)];
+      cv.s = 16 * gr + shift + offs[k];
+      const int64_t lo = std::max<int64_t>(0, -cv.s), hi = std::min<int64_t>(8, width - cv.s);
       cv.kind = hi <= lo ? 0 : (lo == 0 && hi == 8 ? 1 : 2);
       alignas(32) int32_t m[8];
       for (int64_t i = 0; i < 8; ++i) m[i] = (i >= lo && i < hi) ? -1 : 0;
       cv.mask = _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
     }
   return cvs;
+}
+
+// The input side's loads: a tile's 4x4 patch starts at column 2 tx - pl.
+constexpr int64_t kInputOffs[4] = {0, 8, 2, 10};
+inline std::vector<ColVec> input_columns(const ConvGeom& g, int64_t TW) {
+  return column_vectors(TW, -g.pl, g.W, kInputOffs);
+}
+
+// V = B^T d B of 8 neighbouring tiles of one channel (lane = tile), v[a * 4 + b]. rp: the four
+// input rows under the tile row (null: outside the image); cv: the group's four column loads.
+inline void input_tiles(const float* const rp[4], const ColVec* cv, __m256 v[kXi]) {
+  __m256 d[4][4];  // d[i][j]
+  for (int i = 0; i < 4; ++i) {
+    deinterleave(load_cols(rp[i], cv[0]), load_cols(rp[i], cv[1]), d[i][0], d[i][1]);
+    deinterleave(load_cols(rp[i], cv[2]), load_cols(rp[i], cv[3]), d[i][2], d[i][3]);
+  }
+  for (int j = 0; j < 4; ++j) {  // in place: d[a][j] = (B^T d)[a][j]
+    const __m256 d0 = d[0][j], d1 = d[1][j], d2 = d[2][j], d3 = d[3][j];
+    d[0][j] = _mm256_sub_ps(d0, d2);
+    d[1][j] = _mm256_add_ps(d1, d2);
+    d[2][j] = _mm256_sub_ps(d2, d1);
+    d[3][j] = _mm256_sub_ps(d1, d3);
+  }
+  for (int a = 0; a < 4; ++a) {
+    v[a * 4 + 0] = _mm256_sub_ps(d[a][0], d[a][2]);
+    v[a * 4 + 1] = _mm256_add_ps(d[a][1], d[a][2]);
+    v[a * 4 + 2] = _mm256_sub_ps(d[a][2], d[a][1]);
+    v[a * 4 + 3] = _mm256_sub_ps(d[a][1], d[a][3]);
+  }
 }
 
 // V of the block's tile rows [r0, r1) (of all N*TH), in panel layout
@@ -213,29 +243,11 @@ void input_transform(float* Vp, const float* x, const ConvGeom& g, const Geo& ge
                 reinterpret_cast<const char*>(rp[i] + H * W + k), _MM_HINT_T0);
       float* vc = Vp + c * kNR;
       for (int64_t tx = 0, gr = 0; tx < TW; tx += 8, ++gr) {
-        const ColVec* cv = cvs.data() + 4 * gr;
-        __m256 d[4][4];  // d[i][j], 8 tiles
-        for (int i = 0; i < 4; ++i) {
-          deinterleave(load_cols(rp[i], cv[0]), load_cols(rp[i], cv[1]), d[i][0], d[i][1]);
-          deinterleave(load_cols(rp[i], cv[2]), load_cols(rp[i], cv[3]), d[i][2], d[i][3]);
-        }
+        __m256 v[kXi];
+        input_tiles(rp, cvs.data() + 4 * gr, v);
         const int64_t cnt = std::min<int64_t>(8, TW - tx);
-        for (int a = 0; a < 4; ++a) {
-          __m256 t[4];  // (B^T d)[a][j]
-          for (int j = 0; j < 4; ++j) {
-            switch (a) {
-              case 0: t[j] = _mm256_sub_ps(d[0][j], d[2][j]); break;
-              case 1: t[j] = _mm256_add_ps(d[1][j], d[2][j]); break;
-              case 2: t[j] = _mm256_sub_ps(d[2][j], d[1][j]); break;
-              default: t[j] = _mm256_sub_ps(d[1][j], d[3][j]); break;
-            }
-          }
-          float* vx = vc + (a * 4) * xstride;
-          store_tiles(vx, pstride, tbase + tx, cnt, _mm256_sub_ps(t[0], t[2]));
-          store_tiles(vx + xstride, pstride, tbase + tx, cnt, _mm256_add_ps(t[1], t[2]));
-          store_tiles(vx + 2 * xstride, pstride, tbase + tx, cnt, _mm256_sub_ps(t[2], t[1]));
-          store_tiles(vx + 3 * xstride, pstride, tbase + tx, cnt, _mm256_sub_ps(t[1], t[3]));
-        }
+        for (int64_t xi = 0; xi < kXi; ++xi)
+          store_tiles(vc + xi * xstride, pstride, tbase + tx, cnt, v[xi]);
       }
     }
   }
@@ -307,6 +319,135 @@ void output_transform(float* y, const float* Mp, const float* bias, const ConvGe
   }
 }
 
+// ---- weight gradient ---------------------------------------------------------------------
+//
+// With U = G g G^T and M = U .* V per tile, y = A^T M A gives dM = A dY A^T and
+//   dg = G^T [ sum over tiles of (A dY A^T) .* V ] G.
+// The sum over tiles is, per xi, a GEMM whose reduction runs over tiles:
+//   S[xi] (OC x C) += Yh[xi] (OC x tiles) @ V[xi]^T (tiles x C)
+// on the micro-kernel with Yh packed as 6-row strips of output channels and V^T as 16-channel
+// panels, both k(= tile)-major. Both transforms compute 8 tiles per vector (one channel or output
+// channel at a time) and turn them channel-major with 8x8 register transposes on the way out.
+
+// Yh = A dY A^T of 8 neighbouring tiles of one output channel, yh[a * 4 + b];
+//   A = [1 0; 1 1; 1 -1; 0 -1]. yr: the two gradient rows of the tile row (null: past OH).
+inline void grad_tiles(const float* const yr[2], const ColVec* cv, __m256 yh[kXi]) {
+  __m256 y[2][2];  // y[i][j]
+  for (int i = 0; i < 2; ++i)
+    deinterleave(load_cols(yr[i], cv[0]), load_cols(yr[i], cv[1]), y[i][0], y[i][1]);
+  const __m256 zero = _mm256_setzero_ps();
+  __m256 r[4][2];  // (A dY)[a][j]
+  for (int j = 0; j < 2; ++j) {
+    r[0][j] = y[0][j];
+    r[1][j] = _mm256_add_ps(y[0][j], y[1][j]);
+    r[2][j] = _mm256_sub_ps(y[0][j], y[1][j]);
+    r[3][j] = _mm256_sub_ps(zero, y[1][j]);
+  }
+  for (int a = 0; a < 4; ++a) {
+    yh[a * 4 + 0] = r[a][0];
+    yh[a * 4 + 1] = _mm256_add_ps(r[a][0], r[a][1]);
+    yh[a * 4 + 2] = _mm256_sub_ps(r[a][0], r[a][1]);
+    yh[a * 4 + 3] = _mm256_sub_ps(zero, r[a][1]);
+  }
+}
+
+constexpr int64_t kGradOffs[2] = {0, 8};
+
+struct WGeo {
+  int64_t TH, TW, rows_per_block, nblk, tbk;  // tbk: most tiles in a block
+  int64_t nstrip, ncp;                        // 6-row strips of OC, 16-column panels of C
+  // Ap[xi][strip][tile][6] and Bp[xi][panel][tile][16], each strip / panel / xi followed by a
+  // spare cache line (the 8-float stores of 6-wide rows spill 2 floats; and no 4 KiB strides).
+  int64_t astrip, axi, bpanel, bxi;
+  explicit WGeo(const ConvGeom& g) {
+    TH = (g.OH + 1) / 2, TW = (g.OW + 1) / 2;
+    rows_per_block = std::min(std::max<int64_t>(1, (64 + TW - 1) / TW), g.N * TH);
+    nblk = (g.N * TH + rows_per_block - 1) / rows_per_block;
+    tbk = rows_per_block * TW;
+    nstrip = (g.OC + kMR - 1) / kMR, ncp = (g.C + kNR - 1) / kNR;
+    astrip = tbk * kMR + kNR, axi = nstrip * astrip + kNR;
+    bpanel = tbk * kNR + kNR, bxi = ncp * bpanel + kNR;
+  }
+};
+
+// One block of tile rows [r0, r1): S[xi] (OC x C, row stride C) += Yh[xi] @ V[xi]^T.
+void weight_grad_block(float* S, const float* dy, const float* x, const ConvGeom& g,
+                       const WGeo& wg, const std::vector<ColVec>& xcv,
+                       const std::vector<ColVec>& ycv, int64_t r0, int64_t r1) {
+  const int64_t C = g.C, OC = g.OC, H = g.H, W = g.W, OH = g.OH, OW = g.OW, TW = wg.TW;
+  const int64_t tb = (r1 - r0) * TW;
+  float* Ap = gk::scratch<10>(static_cast<size_t>(kXi * wg.axi));
+  float* Bp = gk::scratch<11>(static_cast<size_t>(kXi * wg.bxi));
+  for (int64_t row = r0; row < r1; ++row) {
+    const int64_t n = row / wg.TH, ty = row % wg.TH, tbase = (row - r0) * TW;
+    // V^T: 8 channels x 8 tiles at a time, transposed to tile rows of 8 channels.
+    for (int64_t c0 = 0; c0 < C; c0 += 8) {
+      for (int64_t tx = 0, gr = 0; tx < TW; tx += 8, ++gr) {
+        alignas(32) __m256 v[kXi][8];
+        for (int64_t k = 0; k < 8; ++k) {
+          __m256 vk[kXi];
+          if (c0 + k < C) {
+            const float* img = x + (n * C + c0 + k) * H * W;
+            const float* rp[4];
+            for (int i = 0; i < 4; ++i) {
+              const int64_t ih = 2 * ty - g.pt + i;
+              rp[i] = (ih < 0 || ih >= H) ? nullptr : img + ih * W;
+            }
+            input_tiles(rp, xcv.data() + 4 * gr, vk);
+          } else {
+            for (int64_t xi = 0; xi < kXi; ++xi) vk[xi] = _mm256_setzero_ps();
+          }
+          for (int64_t xi = 0; xi < kXi; ++xi) v[xi][k] = vk[xi];
+        }
+        const int64_t cnt = std::min<int64_t>(8, TW - tx);
+        for (int64_t xi = 0; xi < kXi; ++xi) {
+          __m256(&r)[8] = v[xi];
+          gk::transpose8x8(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);  // r[tile]
+          float* d = Bp + xi * wg.bxi + (c0 / kNR) * wg.bpanel + (tbase + tx) * kNR + c0 % kNR;
+          for (int64_t q = 0; q < cnt; ++q) _mm256_store_ps(d + q * kNR, r[q]);
+        }
+      }
+    }
+    // Yh: 6 output channels x 8 tiles at a time, transposed to tile rows of 6 (+2 spilled).
+    for (int64_t s = 0; s < wg.nstrip; ++s) {
+      for (int64_t tx = 0, gr = 0; tx < TW; tx += 8, ++gr) {
+        alignas(32) __m256 v[kXi][8];
+        for (int64_t k = 0; k < 8; ++k) {
+          const int64_t oc = s * kMR + k;
+          __m256 vk[kXi];
+          if (k < kMR && oc < OC) {
+            const float* pl = dy + (n * OC + oc) * OH * OW;
+            const float* yr[2];
+            for (int i = 0; i < 2; ++i) {
+              const int64_t oh = 2 * ty + i;
+              yr[i] = oh < OH ? pl + oh * OW : nullptr;
+            }
+            grad_tiles(yr, ycv.data() + 2 * gr, vk);
+          } else {
+            for (int64_t xi = 0; xi < kXi; ++xi) vk[xi] = _mm256_setzero_ps();
+          }
+          for (int64_t xi = 0; xi < kXi; ++xi) v[xi][k] = vk[xi];
+        }
+        const int64_t cnt = std::min<int64_t>(8, TW - tx);
+        for (int64_t xi = 0; xi < kXi; ++xi) {
+          __m256(&r)[8] = v[xi];
+          gk::transpose8x8(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+          float* d = Ap + xi * wg.axi + s * wg.astrip + (tbase + tx) * kMR;
+          // ascending: each store's last 2 floats are overwritten by the next tile's (or land
+          // in the strip's spare line)
+          for (int64_t q = 0; q < cnt; ++q) _mm256_storeu_ps(d + q * kMR, r[q]);
+        }
+      }
+    }
+  }
+  for (int64_t xi = 0; xi < kXi; ++xi)
+    for (int64_t s = 0; s < wg.nstrip; ++s)
+      for (int64_t j = 0; j < wg.ncp; ++j)
+        gk::micro_6x16(tb, Ap + xi * wg.axi + s * wg.astrip, Bp + xi * wg.bxi + j * wg.bpanel,
+                       S + (xi * OC + s * kMR) * C + j * kNR, C, std::min(kMR, OC - s * kMR),
+                       std::min(kNR, C - j * kNR), true);
+}
+
 }  // namespace
 
 bool winograd_applies(const ConvGeom& g) {
@@ -328,7 +469,7 @@ void conv_winograd_forward(float* y, const float* x, const float* w, const float
   const Geo geo(g);
   const KSplit ks(g.C);
   const std::vector<float> up = transform_weights(w, g, geo, ks);
-  const std::vector<ColVec> cvs = column_vectors(g, geo);
+  const std::vector<ColVec> cvs = input_columns(g, geo.TW);
   const int64_t C = g.C, OC = g.OC, per_xi = geo.nstrip * kMR * C;
   const int64_t pstride = geo.pstride, xstride = geo.xstride;
   // relu's rule x < 0 ? 0 : x is max(0, x) with 0 first: NaN and -0 come back as they are.
@@ -367,11 +508,66 @@ void conv_winograd_forward(float* y, const float* x, const float* w, const float
   });
 }
 
+void conv_winograd_weight_grad(float* dw, const float* dy, const float* x, const ConvGeom& g,
+                               bool serial) {
+  const WGeo wg(g);
+  const int64_t OC = g.OC, C = g.C, SS = kXi * OC * C;
+  const std::vector<ColVec> xcv = input_columns(g, wg.TW);
+  const std::vector<ColVec> ycv = column_vectors(wg.TW, 0, g.OW, kGradOffs);
+  // Blocks are summed in a fixed number of chunks (by shape only: at most 16, and at most 8M
+  // floats of partial sums), each in block order into its own partial; partials are added in
+  // chunk order. The result does not depend on the thread count.
+  const int64_t nchunks = std::max<int64_t>(
+      1, std::min({wg.nblk, int64_t(16), (int64_t(1) << 23) / std::max<int64_t>(SS, 1)}));
+  std::vector<float> part(static_cast<size_t>(nchunks * SS), 0.f);
+  auto chunk = [&](int64_t c) {
+    const int64_t b0 = c * wg.nblk / nchunks, b1 = (c + 1) * wg.nblk / nchunks;
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t r0 = b * wg.rows_per_block;
+      const int64_t r1 = std::min(g.N * wg.TH, r0 + wg.rows_per_block);
+      weight_grad_block(part.data() + c * SS, dy, x, g, wg, xcv, ycv, r0, r1);
+    }
+  };
+  const int64_t cost = 2 * kXi * OC * C * wg.tbk * (wg.nblk / nchunks + 1);
+  if (serial) {
+    DenormalGuard guard;
+    for (int64_t c = 0; c < nchunks; ++c) chunk(c);
+  } else {
+    parallel_for(nchunks, cost, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) chunk(c);
+    });
+  }
+  // dw (oc, c) += G^T S G, in double; G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].
+  for (int64_t oc = 0; oc < OC; ++oc)
+    for (int64_t c = 0; c < C; ++c) {
+      double m[4][4];
+      for (int64_t xi = 0; xi < kXi; ++xi) {
+        double v = part[static_cast<size_t>((xi * OC + oc) * C + c)];
+        for (int64_t k = 1; k < nchunks; ++k)
+          v += part[static_cast<size_t>(k * SS + (xi * OC + oc) * C + c)];
+        m[xi / 4][xi % 4] = v;
+      }
+      double t[3][4];  // G^T m
+      for (int j = 0; j < 4; ++j) {
+        t[0][j] = m[0][j] + 0.5 * (m[1][j] + m[2][j]);
+        t[1][j] = 0.5 * (m[1][j] - m[2][j]);
+        t[2][j] = 0.5 * (m[1][j] + m[2][j]) + m[3][j];
+      }
+      float* k = dw + (oc * C + c) * 9;
+      for (int i = 0; i < 3; ++i) {
+        k[i * 3 + 0] += static_cast<float>(t[i][0] + 0.5 * (t[i][1] + t[i][2]));
+        k[i * 3 + 1] += static_cast<float>(0.5 * (t[i][1] - t[i][2]));
+        k[i * 3 + 2] += static_cast<float>(0.5 * (t[i][1] + t[i][2]) + t[i][3]);
+      }
+    }
+}
+
 #else  // no AVX2 kernel: never chosen
 
 bool winograd_applies(const ConvGeom&) { return false; }
 void conv_winograd_forward(float*, const float*, const float*, const float*, const ConvGeom&,
                            bool, bool) {}
+void conv_winograd_weight_grad(float*, const float*, const float*, const ConvGeom&, bool) {}
 
 #endif
 

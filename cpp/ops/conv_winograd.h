@@ -12,11 +12,14 @@
 // tile rows: a block's input transform writes V straight into the micro-kernel's panel layout,
 // and each 16-tile panel is multiplied for all 16 xi and output-transformed while it is in cache.
 //
-// Accuracy: the transforms are exact up to rounding (coefficients 0, +-1 and 1/2; U is formed in
-// double); the error is a small multiple of the direct convolution's, well inside float32
-// tolerances (tests/ops/test_conv.py compares with float64 references and torch).
+// The weight gradient uses the same transforms the other way round (conv_winograd_weight_grad).
+//
+// Accuracy: the transforms are exact up to rounding (coefficients 0, +-1 and 1/2; U and the
+// final weight-gradient transform are formed in double); measured errors against float64 are at
+// or below the direct float32 convolution's (tests/ops/test_conv_winograd.py).
 // Every output is computed by the same instruction sequence whatever the batch size, the block
-// it falls in or the thread count: results are bitwise reproducible.
+// it falls in or the thread count, and weight gradients are summed in a fixed order: results
+// are bitwise reproducible at any thread count.
 // Available only with AVX2+FMA; EMBER_CONV_WINOGRAD=0 or EMBER_CONV_IMPL=im2col in the
 // environment (read once) turns it off, for benchmarks and tests; EMBER_WINO_TILES (tiles per
 // block, 32) is a tuning knob (16-128 measured the same on W7/W9 shapes).
@@ -35,5 +38,11 @@ bool winograd_applies(const ConvGeom& g);
 // serial: stay on the calling thread.
 void conv_winograd_forward(float* y, const float* x, const float* w, const float* bias,
                            const ConvGeom& g, bool serial, bool relu);
+
+// dw (OC, C, 3, 3) += the weight gradient of that convolution from dy (N, OC, OH, OW) and x,
+// by the same transforms (dg = G^T [sum over tiles of (A dY A^T) .* (B^T d B)] G): 16 GEMMs
+// whose reduction runs over tiles, summed over a fixed number of chunks in a fixed order.
+void conv_winograd_weight_grad(float* dw, const float* dy, const float* x, const ConvGeom& g,
+                               bool serial);
 
 }  // namespace ember

@@ -1,5 +1,5 @@
-"""Winograd F(2x2, 3x3) convolution (ops/conv_winograd): which shapes take it, accuracy against
-float64 (ember's float64 path is im2col, an independent algorithm), edge tiles, k-blocks,
+"""Winograd F(2x2, 3x3) convolution (ops/conv_winograd): which shapes take it, accuracy of the
+output, input gradient and weight gradient against float64 (ember's float64 path is im2col, an independent algorithm), edge tiles, k-blocks,
 padding, fused ReLU, NaN/inf reach, batch and thread invariance, conv_transpose, the switch."""
 import os
 import pathlib
@@ -46,7 +46,7 @@ def conv_both(x, w, b, **kw):
 def test_which_shapes_take_winograd():
     w9 = methods((32, 64, 32, 32), (64, 64, 3, 3))
     assert w9["forward"] == "winograd" and w9["input_grad"] == "winograd"
-    assert w9["weight_grad"] == "packed"
+    assert w9["weight_grad"] == "winograd"
     # the input gradient of 3 -> 32 is a 32 -> 3 convolution: too few output channels
     assert methods((64, 32, 16, 16), (64, 32, 3, 3))["input_grad"] == "winograd"
     for xs, ws, kw in [((8, 32, 16, 16), (32, 32, 5, 5), dict(padding=2)),
@@ -98,6 +98,46 @@ def test_forward_and_input_grad_match_float64(xs, ws, padding):
 
 
 @needs_winograd
+@pytest.mark.parametrize("xs,ws,padding", SHAPES)
+def test_weight_grad_matches_float64(xs, ws, padding):
+    assert methods(xs, ws, **(dict(padding=padding) if padding != "same"
+                              else dict(mode="same")))["weight_grad"] == "winograd"
+    x, w, b = data(xs, ws)
+    grads = []
+    for dt in (np.float32, np.float64):
+        wt = em.tensor(w, dtype=dt, requires_grad=True)
+        bt = em.tensor(b, dtype=dt, requires_grad=True)
+        y = F.conv2d(em.tensor(x, dtype=dt), wt, bt, padding=padding)
+        g = np.random.default_rng(4).standard_normal(y.shape).astype(dt)
+        y.backward(g)
+        grads.append((wt.grad.numpy(), bt.grad.numpy()))
+    scale = np.abs(grads[1][0]).max()
+    np.testing.assert_allclose(grads[0][0], grads[1][0], rtol=1e-5, atol=2e-6 * scale)
+    np.testing.assert_allclose(grads[0][1], grads[1][1], rtol=1e-5, atol=1e-4)
+
+
+@needs_winograd
+def test_weight_grad_accumulates_and_is_thread_invariant():
+    x, w, _ = data((6, 32, 12, 20), (24, 32, 3, 3))
+    g = rng.standard_normal((6, 24, 12, 20)).astype(np.float32)
+    n = em.get_num_threads()
+    got = []
+    try:
+        for threads in (1, 2):
+            em.set_num_threads(threads)
+            wt = em.tensor(w, dtype=np.float32, requires_grad=True)
+            for _ in range(2):  # the second backward adds to .grad
+                F.conv2d(em.tensor(x, dtype=np.float32), wt, padding=1).backward(g)
+            got.append(wt.grad.numpy().copy())
+    finally:
+        em.set_num_threads(n)
+    np.testing.assert_array_equal(got[0], got[1])
+    wt = em.tensor(w, dtype=np.float32, requires_grad=True)
+    F.conv2d(em.tensor(x, dtype=np.float32), wt, padding=1).backward(g)
+    np.testing.assert_allclose(got[0], 2 * wt.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@needs_winograd
 def test_input_grad_through_winograd_matches_float64():
     xs, ws = (3, 64, 11, 13), (32, 64, 3, 3)   # input gradient: a 32 -> 64 convolution
     assert methods(xs, ws)["input_grad"] == "winograd"
@@ -114,14 +154,21 @@ def test_input_grad_through_winograd_matches_float64():
 @needs_winograd
 @pytest.mark.parametrize("padding", [0, 1, 2])
 def test_conv_transpose_stride1_matches_float64(padding):
-    # conv_transpose2d at stride 1 is the flipped convolution: Winograd runs its forward
-    x = rng.standard_normal((2, 32, 9, 10))
+    # conv_transpose2d at stride 1 is the flipped convolution: Winograd runs its forward, and
+    # its weight gradient is the convolution's (the roles of input and gradient swapped)
+    x = rng.standard_normal((2, 32, 9, 20))  # widths >= 16 on both sides: Winograd
     w = rng.standard_normal((32, 24, 3, 3)) / np.sqrt(32 * 9)
     b = rng.standard_normal(24)
-    out = [F.conv_transpose2d(em.tensor(x, dtype=dt), em.tensor(w, dtype=dt),
-                              em.tensor(b, dtype=dt), padding=padding).numpy()
-           for dt in (np.float32, np.float64)]
+    out, dws = [], []
+    for dt in (np.float32, np.float64):
+        wt = em.tensor(w, dtype=dt, requires_grad=True)
+        y = F.conv_transpose2d(em.tensor(x, dtype=dt), wt, em.tensor(b, dtype=dt),
+                               padding=padding)
+        y.backward(np.random.default_rng(6).standard_normal(y.shape).astype(dt))
+        out.append(y.numpy())
+        dws.append(wt.grad.numpy())
     np.testing.assert_allclose(out[0], out[1], rtol=1e-5, atol=2e-5)
+    np.testing.assert_allclose(dws[0], dws[1], rtol=1e-5, atol=2e-6 * np.abs(dws[1]).max())
 
 
 @needs_winograd

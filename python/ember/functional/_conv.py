@@ -84,7 +84,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
     padding: int, (ph, pw), 'same' or 'valid'.
 
     float32 3x3 convolutions at stride 1 (dilation 1, one group, >= 16 channels in and out)
-    run Winograd's F(2x2, 3x3) for the output and the input gradient: 2.25x fewer multiplies,
+    run Winograd's F(2x2, 3x3) for the output and both gradients: 2.25x fewer multiplies,
     errors no larger than a direct float32 convolution's. An infinite input may come out as NaN
     instead of +-inf in the outputs it reaches. ``EMBER_CONV_WINOGRAD=0`` turns it off."""
     return _conv(2, input, weight, bias, stride, padding, dilation, groups)
