@@ -2,7 +2,9 @@
 //
 // Rules every kernel follows:
 //  * parallelism is one level deep: a kernel either runs a parallel_for or calls gemm() (which runs
-//    its own parallel_for over fixed blocks) -- never both nested;
+//    its own parallel_for over fixed blocks) -- never both nested. A parallel_for inside another
+//    runs serially on its thread, so a kernel may hand whole gemm() calls to threads (linear's
+//    backward does, at two threads);
 //  * work is split only over independent outputs, and how it is split never changes the order of
 //    any floating-point reduction, so results are bitwise identical at any thread count;
 //  * below kParallelWork (an estimate of flops) a loop stays on the calling thread: a parallel

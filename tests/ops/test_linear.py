@@ -176,6 +176,30 @@ def test_linear_bitwise_identical_at_1_and_2_threads(threads, xs, n):
         assert a.dtype == c.dtype and np.array_equal(a, c)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("overwrite", [False, True], ids=["accumulate", "overwrite"])
+def test_backward_kernel_two_threads_matches_one(threads, dtype, overwrite):
+    """At two threads the input and weight gradients run one per thread: the same bits as one
+    thread, and the weight gradient still accumulates (or overwrites) as asked."""
+    x, w, dy = (a.astype(dtype) for a in (r(256, 200), r(130, 200), r(256, 130)))
+    dw0, db0 = r(130, 200).astype(dtype), r(130).astype(dtype)
+    out = []
+    for nt in (1, 2):
+        em.set_num_threads(nt)
+        dw, db = dw0.copy(), db0.copy()
+        dx = em._core.linear_backward(dy, x, w, True, dw, db, overwrite, overwrite)
+        out.append((dx, dw, db))
+    for a, c in zip(*out):
+        assert a.tobytes() == c.tobytes()
+    dx, dw, db = out[1]
+    base = 0 if overwrite else 1
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(dx, dy.astype(np.float64) @ w, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dw, base * dw0 + dy.T.astype(np.float64) @ x, rtol=tol, atol=tol)
+    np.testing.assert_allclose(db, base * db0 + dy.sum(0, dtype=np.float64), rtol=tol,
+                               atol=tol)
+
+
 @pytest.mark.parametrize("sa,sb", [((300, 513), (513, 257)), ((3, 100, 200), (200, 300)),
                                    ((1000, 70), (70, 5))], ids=str)
 def test_matmul_bitwise_identical_at_1_and_2_threads(threads, sa, sb):
