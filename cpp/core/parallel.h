@@ -3,8 +3,8 @@
 // Rules every kernel follows:
 //  * parallelism is one level deep: a kernel either runs a parallel_for or calls gemm() (which runs
 //    its own parallel_for over fixed blocks) -- never both nested. A parallel_for inside another
-//    runs serially on its thread, so a kernel may hand whole gemm() calls to threads (linear's
-//    backward does, at two threads);
+//    runs serially on its thread, so a kernel may hand whole gemm() calls to threads (run_pair,
+//    below, does at two threads);
 //  * work is split only over independent outputs, and how it is split never changes the order of
 //    any floating-point reduction, so results are bitwise identical at any thread count;
 //  * below kParallelWork (an estimate of flops) a loop stays on the calling thread: a parallel
@@ -58,6 +58,24 @@ void parallel_for(int64_t n, int64_t cost_per_item, F&& f) {
     const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
     const int64_t b = n * t / T, e = n * (t + 1) / T;
     if (b < e) f(b, e);
+  }
+}
+
+// Runs a() and b(), two independent tasks of about the same cost (cost: rough flops of each,
+// for the work threshold). With exactly two threads they run one per thread, each serially
+// (a parallel_for inside them stays on its thread): no uneven split of each task between the
+// threads and no barrier inside them. Otherwise a() then b(), each free to use every thread
+// (with more threads, one each would leave the rest idle). The callers' results do not depend
+// on which way they ran.
+template <class A, class B>
+void run_pair(int64_t cost, A&& a, B&& b) {
+  if (num_threads() == 2 && !omp_in_parallel()) {
+    parallel_for(2, cost, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) i == 0 ? a() : b();
+    });
+  } else {
+    a();
+    b();
   }
 }
 

@@ -520,20 +520,15 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, c
   if (g.N == 0) return;
   if (db) channel_sum<T>(db, dy, g.N, g.OC, g.OH * g.OW);
   ConvGeom flipped;
-  if (std::is_same_v<T, float> && dw && dx && num_threads() == 2 && winograd_applies(g) &&
+  if (std::is_same_v<T, float> && dw && dx && winograd_applies(g) &&
       flipped_geometry(g, flipped) && winograd_applies(flipped)) {
-    // Two threads, both gradients by Winograd (costs within ~10% of each other): one pass per
-    // thread, each run serially inside this region, instead of each split in two (as
-    // linear_backward does). Measured at 2 threads on W7's layers: c2 13.6 -> 13.0 ms, c3 7.6 ->
-    // 7.3, c4 13.3 -> 12.7, W9 22.1 -> 21.9. Not for other methods: LeNet's second layer, whose
-    // two passes differ more in cost, lost 2-5% of W3's speed that way. The values do not
-    // change: neither pass's arithmetic depends on threads.
-    parallel_for(2, kParallelWork, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) {
-        if (i == 0) weight_grad<T>(dw, dy, x, g);
-        else image_from_conv_side<T>(dx, dy, w, nullptr, g);
-      }
-    });
+    // Both gradients by Winograd, costs within ~10% of each other: run_pair puts one per thread
+    // at two threads. Measured there on W7's layers: c2 13.6 -> 13.0 ms, c3 7.6 -> 7.3, c4 13.3
+    // -> 12.7, W9 22.1 -> 21.9. Not for the other methods: LeNet's second layer, whose passes
+    // differ more in cost, cost W3 2-5% that way. Neither pass's arithmetic depends on threads.
+    run_pair(
+        kParallelWork, [&] { weight_grad<T>(dw, dy, x, g); },
+        [&] { image_from_conv_side<T>(dx, dy, w, nullptr, g); });
     return;
   }
   if (dw) weight_grad<T>(dw, dy, x, g);

@@ -22,17 +22,12 @@ void linear_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, i
   auto weight_grad = [&] {
     gemm<T>(true, false, N, K, M, dy, x, dw, !overwrite_dw);  // (N,M)(M,K)
   };
-  if (dx && dw && num_threads() == 2) {
-    // Two threads, two products of the same flops: one whole GEMM per thread (each runs
-    // serially inside this region) instead of each split in two. No uneven row split (M = 256
-    // is 22 + 21 six-row panels) and no packing barrier shared by the threads. Measured per
-    // (input, weight) gradient pair: W5's 256 x 256 layers 0.39 vs 0.41 ms, W1's 128 x 784 x
-    // 512 1.18 vs 1.19 ms, LeNet's 64 x 400 x 120 77 vs 81 us, 16 x 128 x 16 2 vs 4 us. The
-    // values do not change (a GEMM's bits do not depend on threads). With more threads both
-    // stay split: one thread each would leave the others idle.
-    parallel_for(2, M * N * K, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) i == 0 ? input_grad() : weight_grad();
-    });
+  if (dx && dw) {
+    // Two products of the same flops. At two threads one per thread beats splitting each
+    // (M = 256 is 22 + 21 six-row panels): measured per (input, weight) gradient pair, W5's
+    // 256 x 256 layers 0.39 vs 0.41 ms, W1's 128 x 784 x 512 1.18 vs 1.19 ms, LeNet's 64 x 400
+    // x 120 77 vs 81 us, 16 x 128 x 16 2 vs 4 us. A GEMM's bits do not depend on threads.
+    run_pair(M * N * K, input_grad, weight_grad);
   } else {
     if (dx) input_grad();
     if (dw) weight_grad();
