@@ -124,49 +124,6 @@ inline void micro_6x16(int64_t kc, const float* __restrict Ap, const float* __re
   }
 }
 
-// Ap = rows [i0, i0+mc) x cols [k0, k0+kc) of op(A), in panels of 6 rows (k-major inside a
-// panel), zero rows past mc. op(A)(i, k) = A[i*sai + k*sak].
-template <bool TA>
-inline void pack_a(float* Ap, const float* A, int64_t sai, int64_t sak, int64_t i0, int64_t mc,
-            int64_t k0, int64_t kc) {
-  for (int64_t ip = 0; ip < mc; ip += kMR) {
-    const int64_t mr = std::min(kMR, mc - ip);
-    float* dst = Ap + ip * kc;
-    const float* src = A + (i0 + ip) * sai + k0 * sak;
-    if (mr == kMR) {
-      if constexpr (TA) {  // rows are contiguous for fixed k
-        for (int64_t k = 0; k < kc; ++k) {
-          const float* s = src + k * sak;
-          float* d = dst + k * kMR;
-          for (int64_t r = 0; r < kMR; ++r) d[r] = s[r];
-        }
-      } else {  // k is contiguous for fixed row
-        const float* s0 = src;
-        const float* s1 = src + sai;
-        const float* s2 = src + 2 * sai;
-        const float* s3 = src + 3 * sai;
-        const float* s4 = src + 4 * sai;
-        const float* s5 = src + 5 * sai;
-        for (int64_t k = 0; k < kc; ++k) {
-          float* d = dst + k * kMR;
-          d[0] = s0[k];
-          d[1] = s1[k];
-          d[2] = s2[k];
-          d[3] = s3[k];
-          d[4] = s4[k];
-          d[5] = s5[k];
-        }
-      }
-    } else {
-      for (int64_t k = 0; k < kc; ++k) {
-        float* d = dst + k * kMR;
-        for (int64_t r = 0; r < mr; ++r) d[r] = src[r * sai + k * sak];
-        for (int64_t r = mr; r < kMR; ++r) d[r] = 0.f;
-      }
-    }
-  }
-}
-
 // In-register transpose: on return r_q holds column q of the 8x8 block whose rows were r0..r7.
 inline void transpose8x8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5,
                          __m256& r6, __m256& r7) {
@@ -186,6 +143,51 @@ inline void transpose8x8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256&
   r5 = _mm256_permute2f128_ps(u1, u5, 0x31);
   r6 = _mm256_permute2f128_ps(u2, u6, 0x31);
   r7 = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// Ap = rows [i0, i0+mc) x cols [k0, k0+kc) of op(A), in panels of 6 rows (k-major inside a
+// panel), zero rows past mc. op(A)(i, k) = A[i*sai + k*sak].
+template <bool TA>
+inline void pack_a(float* Ap, const float* A, int64_t sai, int64_t sak, int64_t i0, int64_t mc,
+            int64_t k0, int64_t kc) {
+  for (int64_t ip = 0; ip < mc; ip += kMR) {
+    const int64_t mr = std::min(kMR, mc - ip);
+    float* dst = Ap + ip * kc;
+    const float* src = A + (i0 + ip) * sai + k0 * sak;
+    if (mr == kMR) {
+      if constexpr (TA) {  // rows are contiguous for fixed k
+        for (int64_t k = 0; k < kc; ++k) {
+          const float* s = src + k * sak;
+          float* d = dst + k * kMR;
+          for (int64_t r = 0; r < kMR; ++r) d[r] = s[r];
+        }
+      } else {  // k is contiguous for fixed row: 8 k of the 6 rows through an 8x8 transpose
+        int64_t k = 0;
+        for (; k + 8 <= kc; k += 8) {
+          __m256 r[8];
+          for (int64_t q = 0; q < kMR; ++q) r[q] = _mm256_loadu_ps(src + q * sai + k);
+          r[6] = r[7] = _mm256_setzero_ps();
+          transpose8x8(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);  // r[q]: k + q, 6 rows
+          float* d = dst + k * kMR;
+          // 8-float stores of 6-float rows, ascending: each one's last two lanes are rewritten
+          // by the next; the last row is stored as exactly 6, so nothing lands past this k.
+          for (int q = 0; q < 7; ++q) _mm256_storeu_ps(d + q * kMR, r[q]);
+          _mm_storeu_ps(d + 7 * kMR, _mm256_castps256_ps128(r[7]));
+          _mm_storel_pi(reinterpret_cast<__m64*>(d + 7 * kMR + 4), _mm256_extractf128_ps(r[7], 1));
+        }
+        for (; k < kc; ++k) {
+          float* d = dst + k * kMR;
+          for (int64_t q = 0; q < kMR; ++q) d[q] = src[q * sai + k];
+        }
+      }
+    } else {
+      for (int64_t k = 0; k < kc; ++k) {
+        float* d = dst + k * kMR;
+        for (int64_t r = 0; r < mr; ++r) d[r] = src[r * sai + k * sak];
+        for (int64_t r = mr; r < kMR; ++r) d[r] = 0.f;
+      }
+    }
+  }
 }
 
 // Transposes the 8x8 block whose rows are r[0..8) and stores its column q (8 floats) at
