@@ -252,6 +252,12 @@ inline bool flipped_geometry(const ConvGeom& g, ConvGeom& a) {
   return g.sh == 1 && g.sw == 1 && g.pt <= ph && g.pb <= ph && g.pl <= pw && g.pr <= pw;
 }
 
+// Whether the input gradient (image_from_conv_side) runs as a Winograd flipped convolution.
+inline bool winograd_input_grad(const ConvGeom& g) {
+  ConvGeom a;
+  return flipped_geometry(g, a) && winograd_applies(a);
+}
+
 // On the packed path, measured on W7/W9/LeNet shapes: the flipped convolution wins once it has
 // enough output channels (Cg >= 16) and the scatter's reduction (OCg) is not longer than that;
 // the scatter wins for few input channels (LeNet's 6) or OCg > Cg (32 -> 64: 7.8 vs 8.5 ms).
@@ -519,9 +525,7 @@ template <class T>
 void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const ConvGeom& g) {
   if (g.N == 0) return;
   if (db) channel_sum<T>(db, dy, g.N, g.OC, g.OH * g.OW);
-  ConvGeom flipped;
-  if (std::is_same_v<T, float> && dw && dx && winograd_applies(g) &&
-      flipped_geometry(g, flipped) && winograd_applies(flipped)) {
+  if (std::is_same_v<T, float> && dw && dx && winograd_applies(g) && winograd_input_grad(g)) {
     // Both gradients by Winograd, costs within ~10% of each other: run_pair puts one per thread
     // at two threads. Measured there on W7's layers: c2 13.6 -> 13.0 ms, c3 7.6 -> 7.3, c4 13.3
     // -> 12.7, W9 22.1 -> 21.9. Not for the other methods: LeNet's second layer, whose passes
@@ -555,7 +559,7 @@ ConvMethods conv2d_methods(const ConvGeom& g) {
   m.forward = winograd_applies(g) ? "winograd" : use_packed(g) ? "packed" : "im2col";
   ConvGeom a;
   const bool flippable = flipped_geometry(g, a);
-  if (flippable && winograd_applies(a)) m.input_grad = "winograd";
+  if (winograd_input_grad(g)) m.input_grad = "winograd";
   else if (use_packed(g)) m.input_grad = flippable && packed_flip_wins(g) ? "packed" : "packed-scatter";
   else m.input_grad = "im2col";
   m.weight_grad = winograd_applies(g) ? "winograd" : use_packed(g) ? "packed" : "im2col";
