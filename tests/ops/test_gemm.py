@@ -1,6 +1,6 @@
 """core gemm (through em._core.matmul and linear): float32 packed kernel and float64 Eigen path
-against numpy for all transpose combinations, sizes around the 6 x 16 micro-tile and 256-k-block
-edges, K = 0, accumulate (C += A B), and bitwise 1 vs 2 threads."""
+against numpy for all transpose combinations, sizes around the 6 x 16 micro-tile and the
+1024 k-block edges, K = 0, accumulate (C += A B), and bitwise 1 vs 2 threads."""
 import numpy as np
 import pytest
 
@@ -35,7 +35,9 @@ EDGE = [1, 5, 6, 7, 15, 16, 17]
 SIZES = ([(m, k, n) for m in EDGE for k in (1, 7, 17) for n in EDGE if (m + n) % 3 == 0]
          + [(383, 5, 17), (385, 17, 7), (17, 383, 16), (12, 385, 33), (13, 256, 15),
             (150, 257, 40), (145, 511, 31), (16, 784, 128), (1, 784, 512), (11, 40, 9),
-            (385, 383, 385), (20, 1100, 1000)])  # last: B over 4 MiB, the k-block-outer path
+            (385, 383, 385), (13, 1024, 15), (150, 1025, 40),
+            # B over 4 MiB, the k-block-outer path: two k-blocks; two k-blocks and two column blocks
+            (20, 1100, 1000), (13, 2049, 2100)])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
