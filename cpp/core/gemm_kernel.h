@@ -10,6 +10,7 @@
 //   AlignedBuf, scratch<Slot>: 64-byte aligned, grow-only (per-thread) buffers.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
