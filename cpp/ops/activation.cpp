@@ -5,6 +5,7 @@
 
 #include "core/parallel.h"
 #include "ops/eltwise.h"
+#include "ops/vexp.h"
 
 namespace ember {
 
@@ -71,7 +72,7 @@ void elu_backward(T* dx, G dy, const T* x, int64_t n, T alpha) {
   eltwise::map(dx, n, kTranscendental, [alpha](Blk<T>& r, const auto& dy, const auto& x) {
     // h = 1 for x > 0, else 0 (x == 0 takes the exp branch, as in torch); no select (see above).
     const Blk<T> h = x.sign().max(T(0));
-    r = dy * (h + (T(1) - h) * (alpha * x.min(T(0)).exp()));
+    r = dy * (h + (T(1) - h) * (alpha * vexp(x.min(T(0)))));
   }, dy, x);
 }
 
@@ -79,7 +80,7 @@ void elu_backward(T* dx, G dy, const T* x, int64_t n, T alpha) {
 template <class T>
 void sigmoid_forward(T* y, const T* x, int64_t n) {
   eltwise::map(y, n, kTranscendental, [](Blk<T>& r, const auto& x) {
-    r = (T(1) + (-x).exp()).inverse();
+    r = (T(1) + vexp(-x)).inverse();
   }, x);
 }
 template <class T, class G>
@@ -128,7 +129,7 @@ void gelu_backward(T* dx, G dy, const T* x, int64_t n, bool approximate_tanh) {
   } else {
     eltwise::map(dx, n, 2 * kTranscendental, [](Blk<T>& r, const auto& dy, const auto& x) {
       r = dy * (T(0.5) * (T(1) + (x * T(kSqrt1_2)).erf()) +
-                x * (T(-0.5) * x * x).exp() * T(kInvSqrt2Pi));
+                x * vexp(T(-0.5) * x * x) * T(kInvSqrt2Pi));
     }, dy, x);
   }
 }
@@ -137,13 +138,13 @@ void gelu_backward(T* dx, G dy, const T* x, int64_t n, bool approximate_tanh) {
 template <class T>
 void silu_forward(T* y, const T* x, int64_t n) {
   eltwise::map(y, n, kTranscendental, [](Blk<T>& r, const auto& x) {
-    r = x / (T(1) + (-x).exp());
+    r = x / (T(1) + vexp(-x));
   }, x);
 }
 template <class T, class G>
 void silu_backward(T* dx, G dy, const T* x, int64_t n) {
   eltwise::map(dx, n, kTranscendental, [](Blk<T>& r, const auto& dy, const auto& x) {
-    const Blk<T> s = (T(1) + (-x).exp()).inverse();
+    const Blk<T> s = (T(1) + vexp(-x)).inverse();
     r = dy * (s * (T(1) + x * (T(1) - s)));
   }, dy, x);
 }
@@ -194,11 +195,11 @@ void softmax_forward(T* y, const T* x, int64_t outer, int64_t D, int64_t inner, 
         const T m = eltwise::max_row(xr, D);
         if (log) {
           const T ls = std::log(eltwise::sum_row<T>(
-              D, [m](auto& o, const auto& x) { o = (x - m).exp(); }, xr));
+              D, [m](auto& o, const auto& x) { o = vexp(x - m); }, xr));
           eltwise::map_row(yr, D, [m, ls](auto& o, const auto& x) { o = (x - m) - ls; }, xr);
         } else {
           const T s = eltwise::map_row(yr, D, [m](auto& o, const auto& x) {
-            o = (x - m).exp();
+            o = vexp(x - m);
           }, xr);
           const T inv = T(1) / s;
           eltwise::map_row(yr, D, [inv](auto& o, const auto& e) { o = e * inv; }, yr);
@@ -224,7 +225,7 @@ void softmax_forward(T* y, const T* x, int64_t outer, int64_t D, int64_t inner, 
       if (log) {
         for (int64_t d = 0; d < D; ++d) {
           load(xb, xs + d * inner, len);
-          s += (xb - m).exp();
+          s += vexp(xb - m);
         }
         s = s.log();
         for (int64_t d = 0; d < D; ++d) {
@@ -235,7 +236,7 @@ void softmax_forward(T* y, const T* x, int64_t outer, int64_t D, int64_t inner, 
       } else {
         for (int64_t d = 0; d < D; ++d) {
           load(xb, xs + d * inner, len);
-          e = (xb - m).exp();
+          e = vexp(xb - m);
           s += e;
           store(ys + d * inner, e, len);
         }
@@ -262,7 +263,7 @@ void softmax_backward(T* dx, const T* dy, const T* y, int64_t outer, int64_t D, 
         if (log) {
           const T s = eltwise::sum_row<T>(D, [](auto& o, const auto& g) { o = g; }, g);
           eltwise::map_row(d, D, [s](auto& o, const auto& g, const auto& y) {
-            o = g - y.exp() * s;
+            o = g - vexp(y) * s;
           }, g, yr);
         } else {
           const T s = eltwise::sum_row<T>(D, [](auto& o, const auto& g, const auto& y) {
@@ -297,7 +298,7 @@ void softmax_backward(T* dx, const T* dy, const T* y, int64_t outer, int64_t D, 
       for (int64_t d = 0; d < D; ++d) {
         load(gb, dy + off + d * inner, len);
         load(yb, y + off + d * inner, len);
-        if (log) e = gb - yb.exp() * s;
+        if (log) e = gb - vexp(yb) * s;
         else e = yb * (gb - s);
         store(dx + off + d * inner, e, len);
       }

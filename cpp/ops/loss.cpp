@@ -5,6 +5,7 @@
 
 #include "core/parallel.h"
 #include "ops/eltwise.h"
+#include "ops/vexp.h"
 
 namespace ember {
 
@@ -141,7 +142,7 @@ int64_t first_outside_unit(const T* x, int64_t n) {
 namespace {
 template <class X> auto log_sigmoid(const X& x) {
   using T = typename X::Scalar;
-  return x.min(T(0)) - (-x.abs()).exp().log1p();
+  return x.min(T(0)) - vexp(-x.abs()).log1p();
 }
 }  // namespace
 
@@ -165,12 +166,12 @@ void bce_with_logits_backward(T* dx, T* dt, const T* dy, const T* x, const T* t,
     if (pw)
       grad_map(dx, dy, w, n, r, kTranscendental, [](auto& o, const auto& g, const auto& x,
                                                     const auto& t, const auto& pw) {
-        o = g * ((T(1) + (pw - T(1)) * t) * (T(1) + (-x).exp()).inverse() - pw * t);
+        o = g * ((T(1) + (pw - T(1)) * t) * (T(1) + vexp(-x)).inverse() - pw * t);
       }, x, t, pw);
     else
       grad_map(dx, dy, w, n, r, kTranscendental, [](auto& o, const auto& g, const auto& x,
                                                     const auto& t) {
-        o = g * ((T(1) + (-x).exp()).inverse() - t);
+        o = g * ((T(1) + vexp(-x)).inverse() - t);
       }, x, t);
   }
   if (dt) {
@@ -236,7 +237,7 @@ void row_lse(T* ml, const T* xr, int64_t C) {
   const T m = eltwise::max_row(xr, C);
   ml[0] = m;
   ml[1] = std::log(eltwise::sum_row<T>(C, [m](auto& o, const auto& x) {
-    o = (x - m).exp();
+    o = vexp(x - m);
   }, xr));
 }
 
@@ -332,11 +333,11 @@ void cross_entropy_backward(T* dx, const T* dy, const T* x, const T* lse, const 
     const T m = lse[2 * i], ls = lse[2 * i + 1];
     if (weight && eps > T(0))
       eltwise::map_row(dr, C, [a, c, m, ls](auto& o, const auto& x, const auto& w) {
-        o = a * ((x - m) - ls).exp() - c * w;
+        o = a * vexp((x - m) - ls) - c * w;
       }, xr, weight);
     else
       eltwise::map_row(dr, C, [a, c, m, ls](auto& o, const auto& x) {
-        o = a * ((x - m) - ls).exp() - c;
+        o = a * vexp((x - m) - ls) - c;
       }, xr);
     dr[t] -= g * (T(1) - eps) * wt;
     io.flush(dx, off, io.dx);
@@ -388,14 +389,14 @@ void cross_entropy_prob_backward(T* dx, T* dt, const T* dy, const T* x, const T*
           o = (keep * t + spread) * w;
         }, tr, weight);
         eltwise::map_row(dr, C, [=](auto& o, const auto& x, const auto& t, const auto& w) {
-          o = g * (tw * ((x - m) - ls).exp() - w * (keep * t + spread));
+          o = g * (tw * vexp((x - m) - ls) - w * (keep * t + spread));
         }, xr, tr, weight);
       } else {
         const T tw = eltwise::sum_row<T>(C, [=](auto& o, const auto& t) {
           o = keep * t + spread;
         }, tr);
         eltwise::map_row(dr, C, [=](auto& o, const auto& x, const auto& t) {
-          o = g * (tw * ((x - m) - ls).exp() - (keep * t + spread));
+          o = g * (tw * vexp((x - m) - ls) - (keep * t + spread));
         }, xr, tr);
       }
       io.flush(dx, off, io.dx);

@@ -132,6 +132,31 @@ def test_extreme_inputs_are_finite_and_match_torch():
                                torch.log_softmax(torch.tensor(big), -1).numpy(), atol=1e-4)
 
 
+def test_exp_based_ops_relative_accuracy_over_the_float_range():
+    # sigmoid, silu and softmax go through the kernels' exp: every x in [-87, 87] (the range
+    # where exp stays a normal float), against float64, to a few float32 ulps *relative*, so
+    # the tails (sigmoid(-80) = 1.8e-35) are checked too, not hidden under an atol.
+    x = np.concatenate([np.linspace(-87, 87, 200001), [-87.33, 88.0, 88.72]]).astype(np.float32)
+    x64 = x.astype(np.float64)
+    sig, sig_neg = 1 / (1 + np.exp(-x64)), 1 / (1 + np.exp(x64))
+
+    def rel(a, ref):
+        return np.max(np.abs(a.astype(np.float64) - ref) / np.abs(ref))
+
+    assert rel(F.sigmoid(x).numpy(), sig) < 2.5e-7
+    keep = np.abs(x) > 1e-3
+    assert rel(F.silu(x[keep]).numpy(), (x64 * sig)[keep]) < 2.5e-7
+    two = np.stack([x, np.zeros_like(x)], 1)  # softmax([x, 0]) = [sigmoid(x), sigmoid(-x)]
+    sm = F.softmax(two, 1).numpy()
+    normal = np.abs(x) <= 87  # sigmoid(-88) is below FLT_MIN: flushed to 0
+    assert rel(sm[normal, 0], sig[normal]) < 2.5e-7 and rel(sm[normal, 1], sig_neg[normal]) < 2.5e-7
+    ls = F.log_softmax(two, 1).numpy()
+    np.testing.assert_allclose(ls[:, 0], -np.log1p(np.exp(-x64)), rtol=2e-7, atol=6e-7)
+    # past the ends: 0 and 1 exactly, never NaN
+    np.testing.assert_array_equal(F.sigmoid(np.array([-200, -89, 89, 200], np.float32)).numpy(),
+                                  [0, 0, 1, 1])
+
+
 def test_nan_propagates():
     x = np.array([np.nan, -1.0, 1.0], dtype=np.float32)
     for fn in (F.relu, F.leaky_relu, F.elu, F.sigmoid, F.tanh, F.gelu, F.silu, F.step):
