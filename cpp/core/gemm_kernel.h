@@ -152,11 +152,11 @@ template <bool TA>
 inline void pack_a(float* Ap, const float* A, int64_t sai, int64_t sak, int64_t i0, int64_t mc,
             int64_t k0, int64_t kc) {
   if constexpr (TA) {
-    // The mc rows are contiguous for fixed k (sai == 1). Sixteen k at a time across all the panels: the
-    // 16 source rows' lines (16 x mc floats) stay in L1 until every panel has taken its 6
-    // floats from them. Panel by panel over the whole kc, a kc of 1024 re-fetched each line
-    // from L2 for every panel it feeds (measured: dW_hh of W6, 512x2048x128, 83 -> 80 GFLOP/s
-    // when kc went 256 -> 1024).
+    // The mc rows are contiguous for fixed k (sai == 1). Sixteen k at a time across all the
+    // panels: the 16 source rows' lines (16 x mc floats) stay in L1 until every panel has
+    // taken its 6 floats from them. Panel by panel over the whole kc, a kc of 1024 re-fetched
+    // each line from L2 for every panel it feeds (W6's dW_hh, 512x2048x128, went 84.6 -> 81.8
+    // GFLOP/s when kc went 256 -> 1024; 85.3 with this order).
     constexpr int64_t kKB = 16;
     for (int64_t kb = 0; kb < kc; kb += kKB) {
       const int64_t ke = std::min(kc, kb + kKB);
@@ -219,8 +219,8 @@ inline void transpose8x8_store(__m256 (&r)[8], float* d, int64_t ld) {
 // One 16-column panel: Bp (kc x 16) = op(B)[k0:k0+kc, j0:j0+nr], zero columns past nr.
 // op(B)(k, j) = B[k*sbk + j*sbn].
 template <bool TB>
-inline void pack_b_panel(float* Bp, const float* B, int64_t sbk, int64_t sbn, int64_t k0, int64_t kc,
-                  int64_t j0, int64_t nr) {
+inline void pack_b_panel(float* Bp, const float* B, int64_t sbk, int64_t sbn, int64_t k0,
+                         int64_t kc, int64_t j0, int64_t nr) {
   const float* src = B + k0 * sbk + j0 * sbn;
   if constexpr (!TB) {
     if (nr == kNR) {

@@ -83,8 +83,8 @@ def test_accumulate(B, M, N, dtype):
 
 @pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)],
                          ids=["nn", "nt", "tn", "tt"])
-@pytest.mark.parametrize("M,K,N", [(397, 611, 301), (16, 784, 700), (1000, 300, 10), (150, 1100, 1000)],
-                         ids=str)
+@pytest.mark.parametrize("M,K,N", [(397, 611, 301), (16, 784, 700), (1000, 300, 10),
+                                   (150, 1100, 1000), (13, 2049, 2100)], ids=str)
 def test_threads_bitwise(M, K, N, ta, tb, threads):
     a, b = operands(M, K, N, ta, tb, np.float32)
     em.set_num_threads(1)
