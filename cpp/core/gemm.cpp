@@ -64,6 +64,7 @@ struct Epi {
 #define EMBER_PACKED_SGEMM 1
 
 // ---- float: GotoBLAS/BLIS-style packed GEMM with an AVX2/FMA 6x16 micro-kernel ----------------
+// (run as 12x32 zmm tiles by gk::micro_grid where AVX-512 is there; same panels, same bits)
 //
 // Loops (outer to inner): jc over N in blocks of nc_block(kc) columns; pc over K in equal blocks of
 // <= kKC (a function of K only); the packed B block (kc x nc, panels of 16 columns) is shared by
@@ -76,7 +77,8 @@ struct Epi {
 
 using gk::kMR;
 using gk::kNR;
-using gk::micro_6x16;
+using gk::kGridNB;
+using gk::micro_grid;
 using gk::pack_a;
 using gk::pack_b_panel;
 
@@ -113,7 +115,7 @@ struct WholeK {
     npanels = (N + kNR - 1) / kNR;
     const int64_t want_chunks = std::max<int64_t>(1, (16 + nmblocks - 1) / nmblocks);
     const int64_t nchunks = std::min(npanels, want_chunks);
-    ppc = (npanels + nchunks - 1) / nchunks;
+    ppc = ((npanels + nchunks - 1) / nchunks + kGridNB - 1) / kGridNB * kGridNB;
     nch = (npanels + ppc - 1) / ppc;
     ntasks = nmblocks * nch;
   }
@@ -156,13 +158,15 @@ void wholek_tasks(const WholeK& wk, int64_t M, int64_t N, int64_t K, const float
         const int64_t kc = std::min(kcb, K - pc);
         const bool load_c = acc || pc > 0;
         pack_a<TA>(Ap, A, sai, sak, i0, mc, pc, kc);
-        for (int64_t p = pbeg; p < pend; ++p) {
-          const int64_t j = p * kNR, nr = std::min(kNR, N - j);
+        for (int64_t p = pbeg; p < pend; p += kGridNB) {
+          const int64_t pe = std::min(pend, p + kGridNB);
           float* bp = Bp + pc * npanels * kNR + p * kNR * kc;
-          if (Bsrc) pack_b_panel<TB>(bp, Bsrc, sbk, sbn, pc, kc, j, nr);
-          for (int64_t ip = 0; ip < mc; ip += kMR)
-            micro_6x16(kc, Ap + ip * kc, bp, C + (i0 + ip) * N + j, N, std::min(kMR, mc - ip),
-                       nr, load_c);
+          if (Bsrc)
+            for (int64_t q = p; q < pe; ++q)
+              pack_b_panel<TB>(bp + (q - p) * kNR * kc, Bsrc, sbk, sbn, pc, kc, q * kNR,
+                               std::min(kNR, N - q * kNR));
+          micro_grid(kc, Ap, kMR * kc, mc, bp, kNR * kc, std::min(N, pe * kNR) - p * kNR,
+                     C + i0 * N + p * kNR, N, load_c);
         }
       }
       // This region of C is complete: bias and activation while it is still in cache.
@@ -206,7 +210,8 @@ void packed_sgemm(int64_t M, int64_t N, int64_t K, const float* A, const float* 
     // a row block, so its packed A block is reused across chunks.
     const int64_t want_chunks = std::max<int64_t>(1, (16 + nmblocks - 1) / nmblocks);
     const int64_t nchunks = std::min(npanels, want_chunks);
-    const int64_t ppc = (npanels + nchunks - 1) / nchunks;  // panels per chunk
+    // panels per chunk, whole micro_grid tiles
+    const int64_t ppc = ((npanels + nchunks - 1) / nchunks + kGridNB - 1) / kGridNB * kGridNB;
     const int64_t ntasks = nmblocks * ((npanels + ppc - 1) / ppc);
     float* Bp = b_buffer(static_cast<size_t>(npanels * kNR * kcb));
     for (int64_t pc = 0; pc < K; pc += kcb) {
@@ -229,14 +234,9 @@ void packed_sgemm(int64_t M, int64_t N, int64_t K, const float* A, const float* 
             packed_mb = mb;
           }
           const int64_t pbeg = ch * ppc, pend = std::min(npanels, pbeg + ppc);
-          for (int64_t p = pbeg; p < pend; ++p) {
-            const int64_t j = jc + p * kNR, nr = std::min(kNR, N - j);
-            const float* bp = Bp + p * kNR * kc;
-            for (int64_t ip = 0; ip < mc; ip += kMR) {
-              micro_6x16(kc, Ap + ip * kc, bp, C + (i0 + ip) * N + j, N,
-                         std::min(kMR, mc - ip), nr, load_c);
-            }
-          }
+          micro_grid(kc, Ap, kMR * kc, mc, Bp + pbeg * kNR * kc, kNR * kc,
+                     std::min(nc, pend * kNR) - pbeg * kNR, C + i0 * N + jc + pbeg * kNR, N,
+                     load_c);
         }
       });
     }

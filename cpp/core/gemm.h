@@ -1,8 +1,9 @@
 // ember/core/gemm: row-major C = op(A) * op(B) (+ C).
 //
-// float with AVX2+FMA (native builds): a packed BLIS-style GEMM with a 6x16 micro-kernel for
-// M >= 12 (gemm.cpp explains the blocking); otherwise (double, tiny M, portable builds) Eigen's
-// single-threaded GEMM over fixed blocks as described below. EMBER_GEMM_FORCE=eigen|packed in
+// float with AVX2+FMA (native builds): a packed BLIS-style GEMM with a 6x16 micro-kernel (tiles
+// of 12x32 on zmm registers with AVX-512) for M >= 12 (gemm.cpp explains the blocking);
+// otherwise (double, tiny M, portable builds) Eigen's single-threaded GEMM over fixed blocks as
+// described below. EMBER_GEMM_FORCE=eigen|packed in
 // the environment (read once) pins the float choice, for benchmarks.
 //
 //   op(A): M x K  (A stored M x K, or K x M when trans_a)

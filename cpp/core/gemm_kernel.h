@@ -4,6 +4,8 @@
 //
 //   micro_6x16: C[0:mr, 0:nr] (=|+=) Ap (6 x kc) * Bp (kc x 16), both packed k-major. The k-sum is
 //               formed from zero, then stored or added to C: the same bits whatever C held.
+//   micro_grid: a block of such tiles (many A panels x many B panels); with AVX-512 it runs them
+//               as 12 x 32 zmm tiles (micro_zmm), bitwise the same as the 6 x 16 loops.
 //   pack_a:     rows of op(A) into 6-row panels (zero rows past the end).
 //   pack_b_panel: one 16-column panel of op(B) (zero columns past the end).
 //   transpose8x8: an 8x8 float transpose in registers.
@@ -24,6 +26,13 @@ namespace gk {
 
 constexpr int64_t kMR = 6;
 constexpr int64_t kNR = 16;
+// B panels per micro_grid tile column: callers that hand micro_grid a few panels at a time (to
+// pack them just before use) hand it this many.
+#if defined(__AVX512F__)
+constexpr int64_t kGridNB = 2;
+#else
+constexpr int64_t kGridNB = 1;
+#endif
 
 struct AlignedBuf {
   float* p = nullptr;
@@ -123,6 +132,90 @@ inline void micro_6x16(int64_t kc, const float* __restrict Ap, const float* __re
       for (int64_t j = 0; j < nr; ++j) c[j] = out[i][j];
     }
   }
+}
+
+#if defined(__AVX512F__)
+// The AVX-512 micro-kernel: NA 6-row A panels (at Ap, Ap + as) times NB 16-column B panels (at
+// Bp, Bp + bs), each packed k-major as for micro_6x16, into C[0:mr, 0:nr] (mr <= 6 NA,
+// nr <= 16 NB, nr > 16 (NB - 1)). One zmm per 16 columns: 6 NA x NB accumulators (24 at 2x2).
+// Every output is the same k-ordered FMA chain from zero, then the same single store or add,
+// as micro_6x16: the bits do not depend on which kernel computed a tile.
+template <int NA, int NB>
+inline void micro_zmm(int64_t kc, const float* __restrict Ap, int64_t as,
+                      const float* __restrict Bp, int64_t bs, float* C, int64_t ldc, int64_t mr,
+                      int64_t nr, bool load_c) {
+  constexpr int kR = 6 * NA;
+  __m512 c[kR][NB];
+#pragma GCC unroll 12
+  for (int i = 0; i < kR; ++i)
+#pragma GCC unroll 2
+    for (int j = 0; j < NB; ++j) c[i][j] = _mm512_setzero_ps();
+  const float* a1 = Ap + (NA > 1 ? as : 0);
+  const float* b1 = Bp + (NB > 1 ? bs : 0);
+  for (int64_t k = 0; k < kc; ++k) {
+    __m512 b[NB];
+    b[0] = _mm512_loadu_ps(Bp + k * kNR);
+    if constexpr (NB > 1) b[1] = _mm512_loadu_ps(b1 + k * kNR);
+#pragma GCC unroll 12
+    for (int i = 0; i < kR; ++i) {
+      const __m512 a = _mm512_set1_ps((i < 6 ? Ap : a1)[k * kMR + i % 6]);
+#pragma GCC unroll 2
+      for (int j = 0; j < NB; ++j) c[i][j] = _mm512_fmadd_ps(a, b[j], c[i][j]);
+    }
+  }
+  const int64_t rows = std::min<int64_t>(mr, kR);
+#pragma GCC unroll 2
+  for (int j = 0; j < NB; ++j) {
+    const int64_t cols = std::min<int64_t>(kNR, nr - j * kNR);
+    const __mmask16 m = cols >= kNR ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1u);
+#pragma GCC unroll 12
+    for (int i = 0; i < kR; ++i) {
+      if (i >= rows) break;
+      float* cp = C + i * ldc + j * kNR;
+      const __m512 v = load_c ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, cp), c[i][j]) : c[i][j];
+      _mm512_mask_storeu_ps(cp, m, v);
+    }
+  }
+}
+#endif
+
+// C[0:mc, 0:nc] (=|+=) the product of ceil(mc / 6) packed A panels (the first at Ap, then every
+// as floats) and ceil(nc / 16) packed B panels (every bs floats), each tile from zero as in
+// micro_6x16. B panels outer, A panels inner: a B panel stays in L1 while the A panels stream.
+// With AVX-512 the tiles are 12 x 32 (two panels of each), so one broadcast feeds two FMAs and
+// one B load feeds twelve; the results are bitwise those of the 6 x 16 loops.
+inline void micro_grid(int64_t kc, const float* Ap, int64_t as, int64_t mc, const float* Bp,
+                       int64_t bs, int64_t nc, float* C, int64_t ldc, bool load_c) {
+#if defined(__AVX512F__)
+  for (int64_t j = 0; j < nc; j += 2 * kNR) {
+    const int64_t nr = std::min(2 * kNR, nc - j);
+    const float* bp = Bp + (j / kNR) * bs;
+    float* cj = C + j;
+    int64_t i = 0;
+    if (nr > kNR) {
+      for (; i + kMR < mc; i += 2 * kMR)
+        micro_zmm<2, 2>(kc, Ap + (i / kMR) * as, as, bp, bs, cj + i * ldc, ldc, mc - i, nr,
+                        load_c);
+      if (i < mc)
+        micro_zmm<1, 2>(kc, Ap + (i / kMR) * as, as, bp, bs, cj + i * ldc, ldc, mc - i, nr,
+                        load_c);
+    } else {
+      for (; i + kMR < mc; i += 2 * kMR)
+        micro_zmm<2, 1>(kc, Ap + (i / kMR) * as, as, bp, bs, cj + i * ldc, ldc, mc - i, nr,
+                        load_c);
+      if (i < mc)
+        micro_zmm<1, 1>(kc, Ap + (i / kMR) * as, as, bp, bs, cj + i * ldc, ldc, mc - i, nr,
+                        load_c);
+    }
+  }
+#else
+  for (int64_t j = 0; j < nc; j += kNR) {
+    const float* bp = Bp + (j / kNR) * bs;
+    for (int64_t i = 0; i < mc; i += kMR)
+      micro_6x16(kc, Ap + (i / kMR) * as, bp, C + i * ldc + j, ldc, std::min(kMR, mc - i),
+                 std::min(kNR, nc - j), load_c);
+  }
+#endif
 }
 
 // In-register transpose: on return r_q holds column q of the 8x8 block whose rows were r0..r7.

@@ -15,7 +15,7 @@ namespace {
 
 using gk::kMR;
 using gk::kNR;
-using gk::micro_6x16;
+using gk::micro_grid;
 
 // k-block length over the reduction: a packed 16-column panel (<= 16 KiB) and a 6-row weight
 // strip (<= 6 KiB) stay in L1 while the micro-kernel runs.
@@ -370,11 +370,7 @@ void side_from_image_pm(float* out, const float* img, const float* w, const floa
               for (int64_t k = 0; k < kc; ++k) ad[k * kMR + i] = src[tk[k]];
             }
           }
-          for (int64_t j = 0; j < Np; j += kNR) {
-            const float* bp = wg + pc * Np + j * kc;
-            for (int64_t s = 0; s < mp; s += kMR)
-              micro_6x16(kc, Ap + s * kc, bp, Ct + s * Np + j, Np, kMR, kNR, pc > 0);
-          }
+          micro_grid(kc, Ap, kMR * kc, mp, wg + pc * Np, kNR * kc, Np, Ct, Np, pc > 0);
         }
         // out[n, grp*OCg + o, q] = Ct[pixel, o] + bias, per run of one sample's pixels.
         for (int64_t j = 0; j < mc;) {
@@ -470,9 +466,7 @@ void conv_packed_side_from_image(float* out, const float* img, const float* w, c
         for (int64_t pc = 0; pc < CgKK; pc += kb.len) {
           const int64_t kc = std::min(kb.len, CgKK - pc);
           gather(Bp, kNR, nr, xp, tab.data(), pc, kc, segs, g);
-          const float* ap = wg + pc * Mp;
-          for (int64_t s = 0; s < Mp; s += kMR)
-            micro_6x16(kc, ap + s * kc, Bp, Ct + s * kNR, kNR, kMR, kNR, pc > 0);
+          micro_grid(kc, wg + pc * Mp, kMR * kc, Mp, Bp, 0, kNR, Ct, kNR, pc > 0);
         }
         for (const Seg& s : segs) {
           float* dst = out + ((n0 + s.i) * OC + grp * OCg) * P + s.q;
@@ -541,9 +535,8 @@ void conv_packed_image_from_side(float* img, const float* src, const float* w, c
             }
             for (int64_t t = nr; t < kNR; ++t) d[t] = 0.f;
           }
-          const float* ap = WTp + grp * Mp * OCg + pc * Mp;
-          for (int64_t s = 0; s < Mp; s += kMR)
-            micro_6x16(kc, ap + s * kc, Bp, Ct + s * kNR, kNR, kMR, kNR, pc > 0);
+          micro_grid(kc, WTp + grp * Mp * OCg + pc * Mp, kMR * kc, Mp, Bp, 0, kNR, Ct, kNR,
+                     pc > 0);
         }
         scatter_add(xp, Ct, tab.data(), CgKK, segs, g);
       }
@@ -611,9 +604,7 @@ void conv_packed_weight_grad(float* dw, const float* src, const float* img, cons
           for (int64_t j0 = 0; j0 < CgKK; j0 += kNR) {
             const int64_t nr = std::min(kNR, CgKK - j0);
             gather_t(Bp, xp, tab.data(), j0, nr, segs, g);
-            for (int64_t s = 0; s < Mp; s += kMR)
-              micro_6x16(kc, Ap + s * kc, Bp, ag + s * CgKK + j0, CgKK,
-                         std::min(kMR, OCg - s), nr, load_c);
+            micro_grid(kc, Ap, kMR * kc, OCg, Bp, 0, nr, ag + j0, CgKK, load_c);
           }
         }
       }

@@ -441,11 +441,8 @@ void weight_grad_block(float* S, const float* dy, const float* x, const ConvGeom
     }
   }
   for (int64_t xi = 0; xi < kXi; ++xi)
-    for (int64_t s = 0; s < wg.nstrip; ++s)
-      for (int64_t j = 0; j < wg.ncp; ++j)
-        gk::micro_6x16(tb, Ap + xi * wg.axi + s * wg.astrip, Bp + xi * wg.bxi + j * wg.bpanel,
-                       S + (xi * OC + s * kMR) * C + j * kNR, C, std::min(kMR, OC - s * kMR),
-                       std::min(kNR, C - j * kNR), true);
+    gk::micro_grid(tb, Ap + xi * wg.axi, wg.astrip, OC, Bp + xi * wg.bxi, wg.bpanel, C,
+                   S + xi * OC * C, C, true);
 }
 
 }  // namespace
@@ -489,9 +486,7 @@ void conv_winograd_forward(float* y, const float* x, const float* w, const float
         for (int64_t b = 0; b < ks.n; ++b) {
           const int64_t k0 = ks.k0(b), kc = ks.kc(b, C);
           const float* ub = ux + k0 * kMR * geo.nstrip;
-          for (int64_t s = 0; s < geo.nstrip; ++s)
-            gk::micro_6x16(kc, ub + s * kc * kMR, vp + k0 * kNR, mx + s * kMR * kXi * kNR, kXi * kNR,
-                           std::min(kMR, OC - s * kMR), kNR, b > 0);
+          gk::micro_grid(kc, ub, kc * kMR, OC, vp + k0 * kNR, 0, kNR, mx, kXi * kNR, b > 0);
         }
       }
       output_transform(y, Mp, bias, g, geo, r0, p, tb, lo);

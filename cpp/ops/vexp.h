@@ -7,7 +7,8 @@
 // Results below ln(FLT_MIN) are 0 (the compute threads flush denormals anyway), above
 // ln(FLT_MAX) +inf, NaN stays NaN. The scalar path does the same operations in the same order,
 // so an element gets the same bits whichever path Eigen takes for it.
-// Other types, and builds without AVX2 or with AVX-512, use Eigen's exp unchanged.
+// With AVX-512 the same operations run on 16 lanes (exp16). Other types, and builds without
+// AVX2, use Eigen's exp unchanged.
 #pragma once
 
 #include <Eigen/Core>
@@ -72,6 +73,28 @@ inline __m256 exp8(__m256 x) {
 }
 #endif
 
+#if defined(__AVX512F__)
+// exp8's operations on 16 lanes (the same bits per element).
+inline __m512 exp16(__m512 x) {
+  const __m512 xc = _mm512_min_ps(_mm512_set1_ps(kHi), x);
+  const __m512 m = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(kLog2e)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fmadd_ps(m, _mm512_set1_ps(-kLn2Hi), xc);
+  r = _mm512_fmadd_ps(m, _mm512_set1_ps(-kLn2Lo), r);
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(kP0), r, _mm512_set1_ps(kP1));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP2));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP3));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP4));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP5));
+  __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.f));
+  y = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(y),
+                                           _mm512_slli_epi32(_mm512_cvtps_epi32(m), 23)));
+  y = _mm512_maskz_mov_ps(~_mm512_cmp_ps_mask(x, _mm512_set1_ps(kLo), _CMP_LT_OQ), y);
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(kHi), _CMP_GT_OQ), y,
+                              _mm512_set1_ps(HUGE_VALF));
+}
+#endif
+
 template <class T>
 struct exp_op {
   EIGEN_STRONG_INLINE T operator()(const T& x) const { return Eigen::numext::exp(x); }
@@ -79,14 +102,24 @@ struct exp_op {
   EIGEN_STRONG_INLINE P packetOp(const P& x) const { return Eigen::internal::pexp(x); }
 };
 
-#if defined(__AVX2__) && defined(__FMA__) && !defined(EIGEN_VECTORIZE_AVX512)
-// (With AVX-512, Eigen evaluates float blocks in 16-float packets: those keep Eigen's exp.)
+#if defined(__AVX2__) && defined(__FMA__)
+// Every packet size Eigen may pick for a float block (16 with AVX-512, 8, and 4 for tails) goes
+// through the same operations, so an element's bits do not depend on where it sits.
 template <>
 struct exp_op<float> {
   EIGEN_STRONG_INLINE float operator()(const float& x) const { return exp_scalar(x); }
+  EIGEN_STRONG_INLINE Eigen::internal::Packet4f packetOp(const Eigen::internal::Packet4f& x) const {
+    return _mm256_castps256_ps128(exp8(_mm256_castps128_ps256(x)));
+  }
   EIGEN_STRONG_INLINE Eigen::internal::Packet8f packetOp(const Eigen::internal::Packet8f& x) const {
     return exp8(x);
   }
+#if defined(EIGEN_VECTORIZE_AVX512)
+  EIGEN_STRONG_INLINE Eigen::internal::Packet16f packetOp(
+      const Eigen::internal::Packet16f& x) const {
+    return exp16(x);
+  }
+#endif
 };
 #endif
 

@@ -36,6 +36,9 @@ SIZES = ([(m, k, n) for m in EDGE for k in (1, 7, 17) for n in EDGE if (m + n) %
          + [(383, 5, 17), (385, 17, 7), (17, 383, 16), (12, 385, 33), (13, 256, 15),
             (150, 257, 40), (145, 511, 31), (16, 784, 128), (1, 784, 512), (11, 40, 9),
             (385, 383, 385), (13, 1024, 15), (150, 1025, 40),
+            # AVX-512 tiles of 12 x 32: exact ones; a 7-row second A panel and a 4-column second
+            # B panel
+            (24, 64, 64), (19, 300, 20),
             # B over 4 MiB, the k-block-outer path: two k-blocks; two k-blocks and two column blocks
             (20, 1100, 1000), (13, 2049, 2100)])
 
