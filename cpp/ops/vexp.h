@@ -7,8 +7,8 @@
 // Results below ln(FLT_MIN) are 0 (the compute threads flush denormals anyway), above
 // ln(FLT_MAX) +inf, NaN stays NaN. The scalar path does the same operations in the same order,
 // so an element gets the same bits whichever path Eigen takes for it.
-// With AVX-512 the same operations run on 16 lanes (exp16). Other types, and builds without
-// AVX2, use Eigen's exp unchanged.
+// With AVX-512, 16-float packets run as two 8-lane halves (exp16). Other types, and builds
+// without AVX2, use Eigen's exp unchanged.
 #pragma once
 
 #include <Eigen/Core>
@@ -74,24 +74,12 @@ inline __m256 exp8(__m256 x) {
 #endif
 
 #if defined(__AVX512F__)
-// exp8's operations on 16 lanes (the same bits per element).
+// 16 lanes as two exp8 halves: the same bits per element, one copy of the algorithm.
 inline __m512 exp16(__m512 x) {
-  const __m512 xc = _mm512_min_ps(_mm512_set1_ps(kHi), x);
-  const __m512 m = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(kLog2e)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fmadd_ps(m, _mm512_set1_ps(-kLn2Hi), xc);
-  r = _mm512_fmadd_ps(m, _mm512_set1_ps(-kLn2Lo), r);
-  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(kP0), r, _mm512_set1_ps(kP1));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP2));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP3));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP4));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP5));
-  __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.f));
-  y = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(y),
-                                           _mm512_slli_epi32(_mm512_cvtps_epi32(m), 23)));
-  y = _mm512_maskz_mov_ps(~_mm512_cmp_ps_mask(x, _mm512_set1_ps(kLo), _CMP_LT_OQ), y);
-  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(kHi), _CMP_GT_OQ), y,
-                              _mm512_set1_ps(HUGE_VALF));
+  const __m256 lo = exp8(_mm512_castps512_ps256(x));
+  const __m256 hi = exp8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+  return _mm512_castpd_ps(
+      _mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
 }
 #endif
 
