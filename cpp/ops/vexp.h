@@ -7,7 +7,7 @@
 // Results below ln(FLT_MIN) are 0 (the compute threads flush denormals anyway), above
 // ln(FLT_MAX) +inf, NaN stays NaN. The scalar path does the same operations in the same order,
 // so an element gets the same bits whichever path Eigen takes for it.
-// With AVX-512, 16-float packets run as two 8-lane halves (exp16). Other types, and builds
+// With AVX-512 the same algorithm runs on 16 lanes (exp16). Other types, and builds
 // without AVX2, use Eigen's exp unchanged.
 #pragma once
 
@@ -51,36 +51,67 @@ inline float exp_scalar(float x) {
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
-inline __m256 exp8(__m256 x) {
-  // min(kHi, x) returns x when x is NaN, so NaN runs through (its exponent bits stay all-ones:
-  // cvtps_epi32 of NaN is 0x80000000, which the shift by 23 clears).
-  const __m256 xc = _mm256_min_ps(_mm256_set1_ps(kHi), x);
-  const __m256 m = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(kLog2e)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fmadd_ps(m, _mm256_set1_ps(-kLn2Hi), xc);
-  r = _mm256_fmadd_ps(m, _mm256_set1_ps(-kLn2Lo), r);
-  __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(kP0), r, _mm256_set1_ps(kP1));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP2));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP3));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP4));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP5));
-  __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.f));
-  y = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(y),
-                                           _mm256_slli_epi32(_mm256_cvtps_epi32(m), 23)));
-  y = _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(kLo), _CMP_LT_OQ), y);
-  return _mm256_blendv_ps(y, _mm256_set1_ps(HUGE_VALF),
-                          _mm256_cmp_ps(x, _mm256_set1_ps(kHi), _CMP_GT_OQ));
+// The vector algorithm, written once over an ISA's operations (O: Avx2 or Avx512 below).
+// min(kHi, x) returns x when x is NaN, so NaN runs through (its exponent bits stay all-ones:
+// cvtps_epi32 of NaN is 0x80000000, which the shift by 23 clears).
+template <class O>
+inline typename O::V exp_simd(typename O::V x) {
+  using V = typename O::V;
+  const V xc = O::min(O::set1(kHi), x);
+  const V m = O::round(O::mul(xc, O::set1(kLog2e)));
+  V r = O::fmadd(m, O::set1(-kLn2Hi), xc);
+  r = O::fmadd(m, O::set1(-kLn2Lo), r);
+  V p = O::fmadd(O::set1(kP0), r, O::set1(kP1));
+  p = O::fmadd(p, r, O::set1(kP2));
+  p = O::fmadd(p, r, O::set1(kP3));
+  p = O::fmadd(p, r, O::set1(kP4));
+  p = O::fmadd(p, r, O::set1(kP5));
+  const V y = O::add(O::fmadd(p, O::mul(r, r), r), O::set1(1.f));
+  return O::clamp_ends(x, O::scale(y, m));  // 0 below kLo, +inf above kHi
 }
+
+struct Avx2 {
+  using V = __m256;
+  static V set1(float v) { return _mm256_set1_ps(v); }
+  static V min(V a, V b) { return _mm256_min_ps(a, b); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V round(V a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static V scale(V y, V m) {  // y * 2^m, m integral: m added into the exponent bits
+    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(y),
+                                                _mm256_slli_epi32(_mm256_cvtps_epi32(m), 23)));
+  }
+  static V clamp_ends(V x, V y) {
+    y = _mm256_andnot_ps(_mm256_cmp_ps(x, set1(kLo), _CMP_LT_OQ), y);
+    return _mm256_blendv_ps(y, set1(HUGE_VALF), _mm256_cmp_ps(x, set1(kHi), _CMP_GT_OQ));
+  }
+};
+inline __m256 exp8(__m256 x) { return exp_simd<Avx2>(x); }
 #endif
 
 #if defined(__AVX512F__)
-// 16 lanes as two exp8 halves: the same bits per element, one copy of the algorithm.
-inline __m512 exp16(__m512 x) {
-  const __m256 lo = exp8(_mm512_castps512_ps256(x));
-  const __m256 hi = exp8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
-  return _mm512_castpd_ps(
-      _mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
-}
+// 16 lanes natively: two exp8 halves made sigmoid over 4M floats 4.3 -> 5.8-7.4 ms here.
+struct Avx512 {
+  using V = __m512;
+  static V set1(float v) { return _mm512_set1_ps(v); }
+  static V min(V a, V b) { return _mm512_min_ps(a, b); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V round(V a) {
+    return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  static V scale(V y, V m) {
+    return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(y),
+                                                _mm512_slli_epi32(_mm512_cvtps_epi32(m), 23)));
+  }
+  static V clamp_ends(V x, V y) {
+    y = _mm512_maskz_mov_ps(~_mm512_cmp_ps_mask(x, set1(kLo), _CMP_LT_OQ), y);
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, set1(kHi), _CMP_GT_OQ), y, set1(HUGE_VALF));
+  }
+};
+inline __m512 exp16(__m512 x) { return exp_simd<Avx512>(x); }
 #endif
 
 template <class T>
