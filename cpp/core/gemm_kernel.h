@@ -254,9 +254,14 @@ inline void pack_a(float* Ap, const float* A, int64_t sai, int64_t sak, int64_t 
         const int64_t mr = std::min(kMR, mc - ip);
         float* dst = Ap + ip * kc;
         const float* src = A + (i0 + ip) * sai + k0 * sak;
-        if (mr == kMR) {
-          for (int64_t k = kb; k < ke; ++k)
-            for (int64_t r = 0; r < kMR; ++r) dst[k * kMR + r] = src[k * sak + r];
+        if (mr == kMR) {  // 6 contiguous floats per k: one 4-float and one 2-float move
+          for (int64_t k = kb; k < ke; ++k) {
+            const float* s = src + k * sak;
+            float* d = dst + k * kMR;
+            _mm_storeu_ps(d, _mm_loadu_ps(s));
+            _mm_storel_pi(reinterpret_cast<__m64*>(d + 4),
+                          _mm_loadl_pi(_mm_setzero_ps(), reinterpret_cast<const __m64*>(s + 4)));
+          }
         } else {
           for (int64_t k = kb; k < ke; ++k) {
             for (int64_t r = 0; r < mr; ++r) dst[k * kMR + r] = src[k * sak + r];
