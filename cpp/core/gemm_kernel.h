@@ -153,6 +153,11 @@ inline void micro_zmm(int64_t kc, const float* __restrict Ap, int64_t as,
   const float* a1 = Ap + (NA > 1 ? as : 0);
   const float* b1 = Bp + (NB > 1 ? bs : 0);
   for (int64_t k = 0; k < kc; ++k) {
+    // The B panels (up to kc x 32 floats) stream from L2; fetching 8 k ahead measured +3-7%
+    // (same-process A/B, 1 and 2 threads, six shapes); prefetching A as well gained nothing.
+    _mm_prefetch(reinterpret_cast<const char*>(Bp + (k + 8) * kNR), _MM_HINT_T0);
+    if constexpr (NB > 1)
+      _mm_prefetch(reinterpret_cast<const char*>(b1 + (k + 8) * kNR), _MM_HINT_T0);
     __m512 b[NB];
     b[0] = _mm512_loadu_ps(Bp + k * kNR);
     if constexpr (NB > 1) b[1] = _mm512_loadu_ps(b1 + k * kNR);
