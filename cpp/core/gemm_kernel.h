@@ -186,7 +186,7 @@ inline void micro_zmm(int64_t kc, const float* __restrict Ap, int64_t as,
 
 // C[0:mc, 0:nc] (=|+=) the product of ceil(mc / 6) packed A panels (the first at Ap, then every
 // as floats) and ceil(nc / 16) packed B panels (every bs floats), each tile from zero as in
-// micro_6x16. B panels outer, A panels inner: a B panel stays in L1 while the A panels stream.
+// micro_6x16. B panels outer, A panels inner (with kc up to 1024 both stream from L2).
 // With AVX-512 the tiles are 12 x 32 (two panels of each), so one broadcast feeds two FMAs and
 // one B load feeds twelve; the results are bitwise those of the 6 x 16 loops.
 inline void micro_grid(int64_t kc, const float* Ap, int64_t as, int64_t mc, const float* Bp,
