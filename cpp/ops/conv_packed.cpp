@@ -424,6 +424,89 @@ void side_from_image_pm(float* out, const float* img, const float* w, const floa
   });
 }
 
+// Stride-1 forward over row-virtual pixels, for images whose output rows are not whole panels:
+// pixel v = oh * Wp + ow of a sample, with ow over the padded width Wp instead of OW. Its window
+// origin in the padded block is v itself, so consecutive pixels read consecutive floats for every
+// k: a 16-pixel panel is two vector moves per k, with no row segments, where a panel crossing a
+// row end took a move per row per k. The Wp - OW = dw (KW - 1) columns past each row are computed
+// and dropped (the caller takes this path only when they are at most a quarter of OW). kGridNB
+// panels per micro_grid call: with AVX-512 a 6-row weight strip (LeNet's first layer) runs 6 x 32
+// tiles. Each output is the same k-ordered chain as on the segment path, so the same bits.
+void side_from_image_rows(float* out, const float* img, const float* Wpk, const float* bias,
+                          const ConvGeom& g, int64_t nb, bool serial, bool relu,
+                          const std::vector<int64_t>& tab) {
+  const __m256 lo = relu ? _mm256_setzero_ps() : _mm256_set1_ps(-INFINITY);
+  const float flo = relu ? 0.f : -INFINITY;
+  const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg();
+  const int64_t CgKK = Cg * g.KK(), C = g.C, OC = g.OC, G = g.G, OW = g.OW;
+  const int64_t Mp = round_up(OCg, kMR);
+  const KBlocks kb(CgKK, kKC);
+  const Padded pd(g);
+  const int64_t Wp = pd.Wp, Pv = g.OH * Wp;
+  constexpr int64_t kVN = kGridNB * kNR;  // pixels per micro_grid call
+  // A sample's last panel reads up to Wp + 16 floats past its padded block (see the bound in
+  // the loop): slack after the last one, zeroed.
+  const int64_t tail = Wp + kNR;
+  const int64_t nblk = (g.N + nb - 1) / nb;
+  run_tasks(nblk, 2 * nb * Pv * OC * CgKK, serial, [&](int64_t blk) {
+    const int64_t n0 = blk * nb, nbk = std::min(nb, g.N - n0);
+    float* Bp = buf_b(static_cast<size_t>(kGridNB * kb.len * kNR));
+    float* Ct = buf_c(static_cast<size_t>(Mp * kVN));
+    float* xp = buf_pad(static_cast<size_t>(nb * pd.sample + tail + kSlack));
+    std::fill(xp + nbk * pd.sample, xp + nbk * pd.sample + tail, 0.f);
+    for (int64_t grp = 0; grp < G; ++grp) {
+      pad_in(xp, img + (n0 * C + grp * Cg) * HW, nbk, g, pd);
+      const float* wg = Wpk + grp * Mp * CgKK;
+      for (int64_t i = 0; i < nbk; ++i) {
+        const float* xs = xp + i * pd.sample;
+        float* os = out + ((n0 + i) * OC + grp * OCg) * P;
+        for (int64_t v0 = 0; v0 < Pv; v0 += kVN) {
+          const int64_t ncols = std::min(kVN, Pv - v0);
+          for (int64_t pc = 0; pc < CgKK; pc += kb.len) {
+            const int64_t kc = std::min(kb.len, CgKK - pc);
+            const int64_t* tk = tab.data() + pc;
+            // Reads reach v0 + 16 q + 15 + tab[k] < Pv + 16 + (Cg - 1) plane + (Hp - OH) Wp + Wp
+            // = sample + Wp + 16 (stride 1: dh (KH - 1) = Hp - OH, dw (KW - 1) < Wp).
+            for (int64_t q = 0; q * kNR < ncols; ++q) {
+              const float* src = xs + v0 + q * kNR;
+              float* d = Bp + q * kNR * kc;
+              for (int64_t k = 0; k < kc; ++k) {
+                _mm256_store_ps(d + k * kNR, _mm256_loadu_ps(src + tk[k]));
+                _mm256_store_ps(d + k * kNR + 8, _mm256_loadu_ps(src + tk[k] + 8));
+              }
+            }
+            micro_grid(kc, wg + pc * Mp, kMR * kc, Mp, Bp, kNR * kc, ncols, Ct, kVN, pc > 0);
+          }
+          // Pixels v0 .. v0 + ncols - 1 row by row; columns ow >= OW are dropped.
+          int64_t oh = v0 / Wp, ow = v0 - oh * Wp;
+          for (int64_t t = 0; t < ncols;) {
+            const int64_t run = std::min(ncols - t, Wp - ow);
+            const int64_t len = std::min(run, OW - ow);
+            for (int64_t o = 0; len > 0 && o < OCg; ++o) {
+              const float bv = bias ? bias[grp * OCg + o] : 0.f;
+              const __m256 vb = _mm256_set1_ps(bv);
+              float* d = os + o * P + oh * OW + ow;
+              const float* c = Ct + o * kVN + t;
+              int64_t u = 0;
+              for (; u + 8 <= len; u += 8) {
+                const __m256 x = _mm256_add_ps(_mm256_loadu_ps(c + u), vb);
+                _mm256_storeu_ps(d + u, _mm256_max_ps(lo, x));
+              }
+              for (; u < len; ++u) {
+                const float x = c[u] + bv;
+                d[u] = x < flo ? flo : x;
+              }
+            }
+            t += run;
+            ow = 0;
+            ++oh;
+          }
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void conv_packed_side_from_image(float* out, const float* img, const float* w, const float* bias,
@@ -452,6 +535,10 @@ void conv_packed_side_from_image(float* out, const float* img, const float* w, c
                         pc, std::min(kb.len, CgKK - pc));
   const std::vector<int64_t> tab = make_table(g, pd);
   const int64_t nblk = (g.N + nb - 1) / nb;
+  if (g.sw == 1 && g.sh == 1 && g.OW % kNR != 0 && 4 * pd.Wp <= 5 * g.OW) {
+    side_from_image_rows(out, img, Wp, bias, g, nb, serial, relu, tab);
+    return;
+  }
   run_tasks(nblk, 2 * nb * P * OC * CgKK, serial, [&](int64_t blk) {
     const int64_t n0 = blk * nb, nbk = std::min(nb, g.N - n0), cols = nbk * P;
     std::vector<Seg>& segs = seg_buf();

@@ -194,6 +194,46 @@ def test_bitwise_same_at_1_and_2_threads(xs, ws, kw):
         assert np.array_equal(a, b2)
 
 
+# ---- stride-1 forward over row-virtual pixels (ops/conv_packed) -------------------------------
+# Output rows that are not whole 16-pixel panels (OW % 16 != 0) with at most OW / 4 padded columns
+# run over pixels oh * Wp + ow, ow < Wp, and drop the columns ow >= OW: LeNet's first layer,
+# several samples per block, groups, dilation, 1x1, an OW below one panel, a sample's last
+# call ending inside a panel.
+ROW_VIRTUAL = [
+    ((64, 1, 28, 28), (6, 1, 5, 5), dict(padding=2)),
+    ((3, 2, 9, 30), (5, 2, 3, 3), dict(padding=1)),
+    ((2, 4, 9, 30), (6, 2, 5, 5), dict(padding=2, groups=2)),
+    ((2, 2, 11, 17), (4, 2, 3, 3), dict(padding=2, dilation=2)),
+    ((7, 3, 5, 60), (2, 3, 1, 1), dict()),
+    ((5, 3, 6, 13), (7, 3, 3, 3), dict(padding=1)),
+    ((1, 3, 20, 62), (12, 3, 3, 3), dict(padding=1)),
+]
+
+
+@pytest.mark.parametrize("xs,ws,kw", ROW_VIRTUAL)
+def test_row_virtual_forward(xs, ws, kw):
+    x, w, b = (R(*xs).astype(np.float32), R(*ws).astype(np.float32),
+               R(ws[0]).astype(np.float32))
+    x[0, 0, 0, :3] = [np.inf, -np.inf, np.nan]  # non-finite inputs stay in their own windows
+    ref = TF.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), **kw).numpy()
+    prev = em.get_num_threads()
+    outs = []
+    try:
+        for nt in (1, 2):
+            em.set_num_threads(nt)
+            y = F.conv2d(em.tensor(x), em.tensor(w), em.tensor(b), **kw).numpy()
+            np.testing.assert_allclose(y, ref, atol=2e-4, rtol=1e-4)
+            # The ReLU fused into the write-out gives F.relu's bits.
+            conv = nn.Conv2d(ws[1] * kw.get("groups", 1), ws[0], ws[2:], **kw)
+            conv.weight.data, conv.bias.data = w, b
+            fused = nn.Sequential(conv, nn.ReLU())(em.tensor(x)).numpy()
+            np.testing.assert_array_equal(fused, F.relu(em.tensor(y)).numpy())
+            outs.append(y)
+    finally:
+        em.set_num_threads(prev)
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
 # ---- errors ---------------------------------------------------------------------------------
 
 def test_errors():
