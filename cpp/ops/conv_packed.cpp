@@ -507,6 +507,84 @@ void side_from_image_rows(float* out, const float* img, const float* Wpk, const 
   });
 }
 
+// The input gradient over row-virtual pixels (see side_from_image_rows): the output gradient is
+// gathered with zeros at the columns ow >= OW, so their im2col columns come out as +0 and their
+// scatter adds +0 (a sum that starts at +0 never holds -0, so that changes no bits). What is
+// left is two-panel GEMMs and whole-vector scatters, one run of kGridNB * 16 floats per k, where
+// the segment path added row pieces and single floats per k (half of LeNet's 6->16 input
+// gradient). Taken when the extra columns are at most half of OW: the scatter costs about a
+// third per real pixel of what the segments did.
+void image_from_side_rows(float* img, const float* src, const float* WTp, const float* bias,
+                          const ConvGeom& g, int64_t nb, bool serial,
+                          const std::vector<int64_t>& tab) {
+  const int64_t P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), OCg = g.OCg();
+  const int64_t CgKK = Cg * g.KK(), C = g.C, OC = g.OC, G = g.G, OW = g.OW;
+  const int64_t Mp = round_up(CgKK, kMR);
+  const KBlocks kb(OCg, kKC);
+  const Padded pd(g);
+  const int64_t Wp = pd.Wp, Pv = g.OH * Wp;
+  constexpr int64_t kVN = kGridNB * kNR;
+  // The scatter of a sample's last rows reaches up to Wp floats past its padded block (adding +0).
+  const int64_t tail = Wp + kVN;
+  const int64_t nblk = (g.N + nb - 1) / nb;
+  run_tasks(nblk, 2 * nb * Pv * OC * CgKK, serial, [&](int64_t blk) {
+    const int64_t n0 = blk * nb, nbk = std::min(nb, g.N - n0);
+    float* Bp = buf_b(static_cast<size_t>(kGridNB * kb.len * kNR));
+    float* Ct = buf_c(static_cast<size_t>(Mp * kVN));
+    float* xp = buf_pad(static_cast<size_t>(nb * pd.sample + tail + kSlack));
+    const int64_t KW = g.KW, rows = CgKK / KW;
+    for (int64_t grp = 0; grp < G; ++grp) {
+      std::fill(xp, xp + nbk * pd.sample + tail, 0.f);
+      for (int64_t i = 0; i < nbk; ++i) {
+        float* xs = xp + i * pd.sample;
+        const float* ss = src + ((n0 + i) * OC + grp * OCg) * P;
+        for (int64_t v0 = 0; v0 < Pv; v0 += kVN) {
+          const int64_t ncols = std::min(kVN, Pv - v0);
+          const int64_t npan = (ncols + kNR - 1) / kNR;
+          for (int64_t pc = 0; pc < OCg; pc += kb.len) {
+            const int64_t kc = std::min(kb.len, OCg - pc);
+            // Bp panel q row k = output-gradient channel pc + k at virtual pixels v0 + 16 q + t:
+            // zero, then the real row pieces.
+            for (int64_t q = 0; q < npan; ++q)
+              std::fill(Bp + q * kNR * kc, Bp + (q + 1) * kNR * kc, 0.f);
+            int64_t oh = v0 / Wp, ow = v0 - oh * Wp;
+            for (int64_t t = 0; t < ncols;) {
+              const int64_t run = std::min(ncols - t, Wp - ow);
+              for (int64_t u = 0; u < std::min(run, OW - ow); ++u) {
+                const int64_t tt = t + u;
+                float* d = Bp + (tt / kNR) * kNR * kc + tt % kNR;
+                const float* r = ss + pc * P + oh * OW + ow + u;
+                for (int64_t k = 0; k < kc; ++k) d[k * kNR] = r[k * P];
+              }
+              t += run;
+              ow = 0;
+              ++oh;
+            }
+            micro_grid(kc, WTp + grp * Mp * OCg + pc * Mp, kMR * kc, Mp, Bp, kNR * kc, ncols, Ct,
+                       kVN, pc > 0);
+          }
+          // xp += the im2col columns, kw outermost (as scatter_add: consecutive updates of
+          // overlapping runs would wait on store forwarding).
+          float* base = xs + v0;
+          for (int64_t kw = 0; kw < KW; ++kw)
+            for (int64_t r = 0; r < rows; ++r) {
+              const int64_t k = r * KW + kw;
+              float* dst = base + tab[k];
+              const float* c = Ct + k * kVN;
+              int64_t t = 0;
+              for (; t + 8 <= ncols; t += 8)
+                _mm256_storeu_ps(dst + t,
+                                 _mm256_add_ps(_mm256_loadu_ps(dst + t), _mm256_loadu_ps(c + t)));
+              for (; t < ncols; ++t) dst[t] += c[t];
+            }
+        }
+      }
+      unpad_out(img + (n0 * C + grp * Cg) * HW, xp, nbk, g, pd);
+      if (bias) add_channel_bias(img + n0 * C * HW, bias, nbk, C, grp * Cg, Cg, HW);
+    }
+  });
+}
+
 }  // namespace
 
 void conv_packed_side_from_image(float* out, const float* img, const float* w, const float* bias,
@@ -595,6 +673,10 @@ void conv_packed_image_from_side(float* img, const float* src, const float* w, c
                        std::min(kb.len, OCg - pc));
   const std::vector<int64_t> tab = make_table(g, pd);
   const int64_t nblk = (g.N + nb - 1) / nb;
+  if (g.sw == 1 && g.sh == 1 && g.OW % kNR != 0 && 2 * pd.Wp <= 3 * g.OW) {
+    image_from_side_rows(img, src, WTp, bias, g, nb, serial, tab);
+    return;
+  }
   // Windows overlap: a block's image is written by one task only, in a fixed order.
   run_tasks(nblk, 2 * nb * P * OC * CgKK, serial, [&](int64_t blk) {
     const int64_t n0 = blk * nb, nbk = std::min(nb, g.N - n0), cols = nbk * P;

@@ -194,13 +194,15 @@ def test_bitwise_same_at_1_and_2_threads(xs, ws, kw):
         assert np.array_equal(a, b2)
 
 
-# ---- stride-1 forward over row-virtual pixels (ops/conv_packed) -------------------------------
-# Output rows that are not whole 16-pixel panels (OW % 16 != 0) with at most OW / 4 padded columns
-# run over pixels oh * Wp + ow, ow < Wp, and drop the columns ow >= OW: LeNet's first layer,
+# ---- stride 1 over row-virtual pixels (ops/conv_packed) ----------------------------------------
+# Output rows that are not whole 16-pixel panels (OW % 16 != 0) with few padded columns (the
+# forward at most OW / 4, the input gradient at most OW / 2) run over pixels oh * Wp + ow,
+# ow < Wp, and drop (forward) or zero (input gradient) the columns ow >= OW: LeNet's two layers,
 # several samples per block, groups, dilation, 1x1, an OW below one panel, a sample's last
 # call ending inside a panel.
 ROW_VIRTUAL = [
     ((64, 1, 28, 28), (6, 1, 5, 5), dict(padding=2)),
+    ((64, 6, 14, 14), (16, 6, 5, 5), dict()),
     ((3, 2, 9, 30), (5, 2, 3, 3), dict(padding=1)),
     ((2, 4, 9, 30), (6, 2, 5, 5), dict(padding=2, groups=2)),
     ((2, 2, 11, 17), (4, 2, 3, 3), dict(padding=2, dilation=2)),
@@ -211,27 +213,42 @@ ROW_VIRTUAL = [
 
 
 @pytest.mark.parametrize("xs,ws,kw", ROW_VIRTUAL)
-def test_row_virtual_forward(xs, ws, kw):
+def test_row_virtual(xs, ws, kw):
     x, w, b = (R(*xs).astype(np.float32), R(*ws).astype(np.float32),
                R(ws[0]).astype(np.float32))
     x[0, 0, 0, :3] = [np.inf, -np.inf, np.nan]  # non-finite inputs stay in their own windows
-    ref = TF.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), **kw).numpy()
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w)
+    ty = TF.conv2d(tx, tw, torch.tensor(b), **kw)
+    g = R(*ty.shape).astype(np.float32)
+    ty.backward(torch.tensor(g))
     prev = em.get_num_threads()
     outs = []
     try:
         for nt in (1, 2):
             em.set_num_threads(nt)
-            y = F.conv2d(em.tensor(x), em.tensor(w), em.tensor(b), **kw).numpy()
-            np.testing.assert_allclose(y, ref, atol=2e-4, rtol=1e-4)
+            ex = em.tensor(x, requires_grad=True)
+            y = F.conv2d(ex, em.tensor(w), em.tensor(b), **kw)
+            y.backward(g)
+            np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), atol=2e-4, rtol=1e-4)
+            np.testing.assert_allclose(ex.grad.numpy(), tx.grad.numpy(), atol=2e-4, rtol=1e-4)
             # The ReLU fused into the write-out gives F.relu's bits.
             conv = nn.Conv2d(ws[1] * kw.get("groups", 1), ws[0], ws[2:], **kw)
             conv.weight.data, conv.bias.data = w, b
             fused = nn.Sequential(conv, nn.ReLU())(em.tensor(x)).numpy()
-            np.testing.assert_array_equal(fused, F.relu(em.tensor(y)).numpy())
-            outs.append(y)
+            np.testing.assert_array_equal(fused, F.relu(y.detach()).numpy())
+            outs.append([y.numpy(), ex.grad.numpy()])
     finally:
         em.set_num_threads(prev)
-    np.testing.assert_array_equal(outs[0], outs[1])
+    for a, b2 in zip(*outs):
+        np.testing.assert_array_equal(a, b2)
+
+
+def test_row_virtual_transpose():
+    # conv_transpose2d's forward is the input-gradient kernel (here with the bias added).
+    x, w, b = R(3, 4, 7, 13).astype(np.float32), R(4, 5, 3, 3).astype(np.float32), R(5)
+    compare_torch(lambda x, w, b: F.conv_transpose2d(x, w, b, padding=1),
+                  lambda x, w, b: TF.conv_transpose2d(x, w, b, padding=1), x, w, b,
+                  atol=2e-4, rtol=1e-4)
 
 
 # ---- errors ---------------------------------------------------------------------------------
