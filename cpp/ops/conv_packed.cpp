@@ -424,6 +424,19 @@ void side_from_image_pm(float* out, const float* img, const float* w, const floa
   });
 }
 
+// Row-virtual pixels (below): v = oh * Wp + ow of one sample, ow over the padded width Wp.
+// Calls f(t, oh, ow, len) for each output-row piece of v0 .. v0 + n - 1: t its offset from v0,
+// len its pixels with ow < OW (0 for a piece of dropped columns only).
+template <class F>
+void for_row_pieces(int64_t v0, int64_t n, int64_t Wp, int64_t OW, F&& f) {
+  int64_t oh = v0 / Wp, ow = v0 - oh * Wp;
+  for (int64_t t = 0; t < n; ow = 0, ++oh) {
+    const int64_t run = std::min(n - t, Wp - ow);
+    f(t, oh, ow, std::max<int64_t>(0, std::min(run, OW - ow)));
+    t += run;
+  }
+}
+
 // Stride-1 forward over row-virtual pixels, for images whose output rows are not whole panels:
 // pixel v = oh * Wp + ow of a sample, with ow over the padded width Wp instead of OW. Its window
 // origin in the padded block is v itself, so consecutive pixels read consecutive floats for every
@@ -478,11 +491,8 @@ void side_from_image_rows(float* out, const float* img, const float* Wpk, const 
             micro_grid(kc, wg + pc * Mp, kMR * kc, Mp, Bp, kNR * kc, ncols, Ct, kVN, pc > 0);
           }
           // Pixels v0 .. v0 + ncols - 1 row by row; columns ow >= OW are dropped.
-          int64_t oh = v0 / Wp, ow = v0 - oh * Wp;
-          for (int64_t t = 0; t < ncols;) {
-            const int64_t run = std::min(ncols - t, Wp - ow);
-            const int64_t len = std::min(run, OW - ow);
-            for (int64_t o = 0; len > 0 && o < OCg; ++o) {
+          for_row_pieces(v0, ncols, Wp, OW, [&](int64_t t, int64_t oh, int64_t ow, int64_t len) {
+            for (int64_t o = 0; o < OCg; ++o) {
               const float bv = bias ? bias[grp * OCg + o] : 0.f;
               const __m256 vb = _mm256_set1_ps(bv);
               float* d = os + o * P + oh * OW + ow;
@@ -497,10 +507,7 @@ void side_from_image_rows(float* out, const float* img, const float* Wpk, const 
                 d[u] = x < flo ? flo : x;
               }
             }
-            t += run;
-            ow = 0;
-            ++oh;
-          }
+          });
         }
       }
     }
@@ -547,19 +554,14 @@ void image_from_side_rows(float* img, const float* src, const float* WTp, const 
             // zero, then the real row pieces.
             for (int64_t q = 0; q < npan; ++q)
               std::fill(Bp + q * kNR * kc, Bp + (q + 1) * kNR * kc, 0.f);
-            int64_t oh = v0 / Wp, ow = v0 - oh * Wp;
-            for (int64_t t = 0; t < ncols;) {
-              const int64_t run = std::min(ncols - t, Wp - ow);
-              for (int64_t u = 0; u < std::min(run, OW - ow); ++u) {
+            for_row_pieces(v0, ncols, Wp, OW, [&](int64_t t, int64_t oh, int64_t ow, int64_t len) {
+              for (int64_t u = 0; u < len; ++u) {
                 const int64_t tt = t + u;
                 float* d = Bp + (tt / kNR) * kNR * kc + tt % kNR;
                 const float* r = ss + pc * P + oh * OW + ow + u;
                 for (int64_t k = 0; k < kc; ++k) d[k * kNR] = r[k * P];
               }
-              t += run;
-              ow = 0;
-              ++oh;
-            }
+            });
             micro_grid(kc, WTp + grp * Mp * OCg + pc * Mp, kMR * kc, Mp, Bp, kNR * kc, ncols, Ct,
                        kVN, pc > 0);
           }
