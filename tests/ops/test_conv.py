@@ -197,9 +197,10 @@ def test_bitwise_same_at_1_and_2_threads(xs, ws, kw):
 # ---- stride 1 over row-virtual pixels (ops/conv_packed) ----------------------------------------
 # Output rows that are not whole 16-pixel panels (OW % 16 != 0) with few padded columns (the
 # forward at most OW / 4, the input gradient at most OW / 2) run over pixels oh * Wp + ow,
-# ow < Wp, and drop (forward) or zero (input gradient) the columns ow >= OW: LeNet's two layers,
-# several samples per block, groups, dilation, 1x1, an OW below one panel, a sample's last
-# call ending inside a panel.
+# ow < Wp, and drop (forward) or zero (input gradient) the columns ow >= OW. The weight gradient,
+# which keeps the segment path, is checked on them too. Cases: LeNet's two layers, several
+# samples per block, groups, dilation, 1x1, an OW below one panel, a sample's last call ending
+# inside a panel.
 ROW_VIRTUAL = [
     ((64, 1, 28, 28), (6, 1, 5, 5), dict(padding=2)),
     ((64, 6, 14, 14), (16, 6, 5, 5), dict()),
@@ -216,8 +217,11 @@ ROW_VIRTUAL = [
 def test_row_virtual(xs, ws, kw):
     x, w, b = (R(*xs).astype(np.float32), R(*ws).astype(np.float32),
                R(ws[0]).astype(np.float32))
-    x[0, 0, 0, :3] = [np.inf, -np.inf, np.nan]  # non-finite inputs stay in their own windows
-    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w)
+    # Non-finite inputs stay in their own windows: the dropped columns' windows also read the
+    # last image columns, which real windows read only with later kernel columns.
+    x[-1, 0, 0, :3] = [np.inf, -np.inf, np.nan]
+    x[0, 0, xs[2] // 2, -1] = np.inf
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
     ty = TF.conv2d(tx, tw, torch.tensor(b), **kw)
     g = R(*ty.shape).astype(np.float32)
     ty.backward(torch.tensor(g))
@@ -226,17 +230,18 @@ def test_row_virtual(xs, ws, kw):
     try:
         for nt in (1, 2):
             em.set_num_threads(nt)
-            ex = em.tensor(x, requires_grad=True)
-            y = F.conv2d(ex, em.tensor(w), em.tensor(b), **kw)
+            ex, ew = em.tensor(x, requires_grad=True), em.tensor(w, requires_grad=True)
+            y = F.conv2d(ex, ew, em.tensor(b), **kw)
             y.backward(g)
             np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), atol=2e-4, rtol=1e-4)
             np.testing.assert_allclose(ex.grad.numpy(), tx.grad.numpy(), atol=2e-4, rtol=1e-4)
+            np.testing.assert_allclose(ew.grad.numpy(), tw.grad.numpy(), atol=2e-3, rtol=1e-4)
             # The ReLU fused into the write-out gives F.relu's bits.
             conv = nn.Conv2d(ws[1] * kw.get("groups", 1), ws[0], ws[2:], **kw)
             conv.weight.data, conv.bias.data = w, b
             fused = nn.Sequential(conv, nn.ReLU())(em.tensor(x)).numpy()
             np.testing.assert_array_equal(fused, F.relu(y.detach()).numpy())
-            outs.append([y.numpy(), ex.grad.numpy()])
+            outs.append([y.numpy(), ex.grad.numpy(), ew.grad.numpy()])
     finally:
         em.set_num_threads(prev)
     for a, b2 in zip(*outs):
