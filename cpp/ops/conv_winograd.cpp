@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -326,32 +327,7 @@ void output_transform(float* y, const float* Mp, const float* bias, const ConvGe
 // The sum over tiles is, per xi, a GEMM whose reduction runs over tiles:
 //   S[xi] (OC x C) += Yh[xi] (OC x tiles) @ V[xi]^T (tiles x C)
 // on the micro-kernel with Yh packed as 6-row strips of output channels and V^T as 16-channel
-// panels, both k(= tile)-major. Both transforms compute 8 tiles per vector (one channel or output
-// channel at a time) and turn them channel-major with 8x8 register transposes on the way out.
-
-// Yh = A dY A^T of 8 neighbouring tiles of one output channel, yh[a * 4 + b];
-//   A = [1 0; 1 1; 1 -1; 0 -1]. yr: the two gradient rows of the tile row (null: past OH).
-inline void grad_tiles(const float* const yr[2], const ColVec* cv, __m256 yh[kXi]) {
-  __m256 y[2][2];  // y[i][j]
-  for (int i = 0; i < 2; ++i)
-    deinterleave(load_cols(yr[i], cv[0]), load_cols(yr[i], cv[1]), y[i][0], y[i][1]);
-  const __m256 zero = _mm256_setzero_ps();
-  __m256 r[4][2];  // (A dY)[a][j]
-  for (int j = 0; j < 2; ++j) {
-    r[0][j] = y[0][j];
-    r[1][j] = _mm256_add_ps(y[0][j], y[1][j]);
-    r[2][j] = _mm256_sub_ps(y[0][j], y[1][j]);
-    r[3][j] = _mm256_sub_ps(zero, y[1][j]);
-  }
-  for (int a = 0; a < 4; ++a) {
-    yh[a * 4 + 0] = r[a][0];
-    yh[a * 4 + 1] = _mm256_add_ps(r[a][0], r[a][1]);
-    yh[a * 4 + 2] = _mm256_sub_ps(r[a][0], r[a][1]);
-    yh[a * 4 + 3] = _mm256_sub_ps(zero, r[a][1]);
-  }
-}
-
-constexpr int64_t kGradOffs[2] = {0, 8};
+// panels, both k(= tile)-major (weight_grad_block).
 
 struct WGeo {
   int64_t TH, TW, rows_per_block, nblk, tbk;  // tbk: most tiles in a block
@@ -370,79 +346,129 @@ struct WGeo {
   }
 };
 
-// One block of tile rows [r0, r1): S[xi] (OC x C, row stride C) += Yh[xi] @ V[xi]^T.
+// 8-column loads covering columns [shift, shift + ncols) of a row of `width` values: group q
+// starts at column shift + 8 q.
+std::vector<ColVec> column_groups(int64_t ncols, int64_t shift, int64_t width) {
+  const int64_t offs[2] = {0, 8};
+  // column_vectors' groups of 8 tiles are 16 columns each: two 8-column loads per group
+  std::vector<ColVec> cvs = column_vectors((ncols + 15) / 16 * 8, shift, width, offs);
+  cvs.resize(static_cast<size_t>((ncols + 7) / 8));
+  return cvs;
+}
+
+// 8 rows (null: zero) x the 8-column groups of cvs, transposed: dst[8 q + m] (8 floats each) =
+// column s_q + m of the 8 rows. One image row of 8 channels becomes a row of channel vectors.
+inline void rows_to_channel_vectors(float* dst, const float* const rows[8],
+                                    const std::vector<ColVec>& cvs) {
+  for (size_t q = 0; q < cvs.size(); ++q) {
+    __m256 r[8];
+    for (int k = 0; k < 8; ++k) r[k] = load_cols(rows[k], cvs[q]);
+    gk::transpose8x8(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+    for (int m = 0; m < 8; ++m) _mm256_store_ps(dst + (8 * q + m) * 8, r[m]);
+  }
+}
+
+// One block of tile rows [r0, r1): S[xi] (OC x C, row stride C) (= when first, else +=)
+// Yh[xi] @ V[xi]^T. The GEMMs reduce over tiles, so both operands are wanted tile-major with
+// channels contiguous: the input rows under a tile row are first turned into rows of 8-channel
+// vectors (one 8x8 transpose per 8 columns of 8 channels, each input row once per block where
+// tile rows follow each other), and the transforms then run on channel vectors, one tile at a
+// time, storing straight into the panels. (Transforming 8 tiles per vector and transposing the
+// 16 results instead took four times the shuffles, which were most of this function's time.)
 void weight_grad_block(float* S, const float* dy, const float* x, const ConvGeom& g,
                        const WGeo& wg, const std::vector<ColVec>& xcv,
-                       const std::vector<ColVec>& ycv, int64_t r0, int64_t r1) {
+                       const std::vector<ColVec>& ycv, int64_t r0, int64_t r1, bool first) {
   const int64_t C = g.C, OC = g.OC, H = g.H, W = g.W, OH = g.OH, OW = g.OW, TW = wg.TW;
   const int64_t tb = (r1 - r0) * TW;
   float* Ap = gk::scratch<10>(static_cast<size_t>(kXi * wg.axi));
   float* Bp = gk::scratch<11>(static_cast<size_t>(kXi * wg.bxi));
-  for (int64_t row = r0; row < r1; ++row) {
-    const int64_t n = row / wg.TH, ty = row % wg.TH, tbase = (row - r0) * TW;
-    // V^T: 8 channels x 8 tiles at a time, transposed to tile rows of 8 channels.
-    for (int64_t c0 = 0; c0 < C; c0 += 8) {
-      for (int64_t tx = 0, gr = 0; tx < TW; tx += 8, ++gr) {
-        alignas(32) __m256 v[kXi][8];
-        for (int64_t k = 0; k < 8; ++k) {
-          __m256 vk[kXi];
-          if (c0 + k < C) {
-            const float* img = x + (n * C + c0 + k) * H * W;
-            const float* rp[4];
-            for (int i = 0; i < 4; ++i) {
-              const int64_t ih = 2 * ty - g.pt + i;
-              rp[i] = (ih < 0 || ih >= H) ? nullptr : img + ih * W;
-            }
-            input_tiles(rp, xcv.data() + 4 * gr, vk);
-          } else {
-            for (int64_t xi = 0; xi < kXi; ++xi) vk[xi] = _mm256_setzero_ps();
-          }
-          for (int64_t xi = 0; xi < kXi; ++xi) v[xi][k] = vk[xi];
+  // Rows of channel vectors: 4 input rows (ring slot (ih + pt) % 4) of xcv.size() * 8 columns.
+  const int64_t xrow = static_cast<int64_t>(xcv.size()) * 64;
+  const int64_t yrow = static_cast<int64_t>(ycv.size()) * 64;
+  float* xt = gk::scratch<12>(static_cast<size_t>(4 * xrow + 2 * yrow));
+  float* ytv = xt + 4 * xrow;
+  // V^T: d[i][j] = column 2 tx - pl + j of input row 2 ty - pt + i; V = B^T d B.
+  for (int64_t c0 = 0; c0 < C; c0 += 8) {
+    int64_t prev_n = -1, prev_ih0 = 0;
+    for (int64_t row = r0; row < r1; ++row) {
+      const int64_t n = row / wg.TH, ty = row % wg.TH, tbase = (row - r0) * TW;
+      const int64_t ih0 = 2 * ty - g.pt;
+      const int64_t i_new = (n == prev_n && ih0 == prev_ih0 + 2) ? 2 : 0;  // rows kept
+      for (int64_t i = i_new; i < 4; ++i) {
+        const int64_t ih = ih0 + i;
+        const float* rows[8];
+        for (int64_t k = 0; k < 8; ++k)
+          rows[k] = (ih < 0 || ih >= H || c0 + k >= C) ? nullptr
+                                                        : x + ((n * C + c0 + k) * H + ih) * W;
+        rows_to_channel_vectors(xt + ((ih + g.pt) & 3) * xrow, rows, xcv);
+      }
+      prev_n = n, prev_ih0 = ih0;
+      const float* xr[4];
+      for (int64_t i = 0; i < 4; ++i) xr[i] = xt + ((ih0 + i + g.pt) & 3) * xrow;
+      float* bp = Bp + (c0 / kNR) * wg.bpanel + tbase * kNR + c0 % kNR;
+      for (int64_t tx = 0; tx < TW; ++tx) {
+        __m256 d[4][4];
+        for (int64_t i = 0; i < 4; ++i)
+          for (int64_t j = 0; j < 4; ++j) d[i][j] = _mm256_load_ps(xr[i] + (2 * tx + j) * 8);
+        for (int j = 0; j < 4; ++j) {  // in place: d[a][j] = (B^T d)[a][j]
+          const __m256 d0 = d[0][j], d1 = d[1][j], d2 = d[2][j], d3 = d[3][j];
+          d[0][j] = _mm256_sub_ps(d0, d2);
+          d[1][j] = _mm256_add_ps(d1, d2);
+          d[2][j] = _mm256_sub_ps(d2, d1);
+          d[3][j] = _mm256_sub_ps(d1, d3);
         }
-        const int64_t cnt = std::min<int64_t>(8, TW - tx);
-        for (int64_t xi = 0; xi < kXi; ++xi) {
-          __m256(&r)[8] = v[xi];
-          gk::transpose8x8(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);  // r[tile]
-          float* d = Bp + xi * wg.bxi + (c0 / kNR) * wg.bpanel + (tbase + tx) * kNR + c0 % kNR;
-          for (int64_t q = 0; q < cnt; ++q) _mm256_store_ps(d + q * kNR, r[q]);
+        float* dst = bp + tx * kNR;
+        for (int a = 0; a < 4; ++a) {
+          _mm256_store_ps(dst + (a * 4 + 0) * wg.bxi, _mm256_sub_ps(d[a][0], d[a][2]));
+          _mm256_store_ps(dst + (a * 4 + 1) * wg.bxi, _mm256_add_ps(d[a][1], d[a][2]));
+          _mm256_store_ps(dst + (a * 4 + 2) * wg.bxi, _mm256_sub_ps(d[a][2], d[a][1]));
+          _mm256_store_ps(dst + (a * 4 + 3) * wg.bxi, _mm256_sub_ps(d[a][1], d[a][3]));
         }
       }
     }
-    // Yh: 6 output channels x 8 tiles at a time, transposed to tile rows of 6 (+2 spilled).
-    for (int64_t s = 0; s < wg.nstrip; ++s) {
-      for (int64_t tx = 0, gr = 0; tx < TW; tx += 8, ++gr) {
-        alignas(32) __m256 v[kXi][8];
+  }
+  // Yh = A dY A^T, A = [1 0; 1 1; 1 -1; 0 -1]: y[i][j] = gradient row 2 ty + i, column 2 tx + j,
+  // as vectors of a strip's 6 output channels (lanes 6, 7 zero), stored 8 floats at a time in
+  // ascending tile order: each store's last 2 floats are overwritten by the next tile's (or land
+  // in the strip's spare line).
+  const __m256 zero = _mm256_setzero_ps();
+  for (int64_t s = 0; s < wg.nstrip; ++s) {
+    for (int64_t row = r0; row < r1; ++row) {
+      const int64_t n = row / wg.TH, ty = row % wg.TH, tbase = (row - r0) * TW;
+      for (int64_t i = 0; i < 2; ++i) {
+        const int64_t oh = 2 * ty + i;
+        const float* rows[8];
         for (int64_t k = 0; k < 8; ++k) {
           const int64_t oc = s * kMR + k;
-          __m256 vk[kXi];
-          if (k < kMR && oc < OC) {
-            const float* pl = dy + (n * OC + oc) * OH * OW;
-            const float* yr[2];
-            for (int i = 0; i < 2; ++i) {
-              const int64_t oh = 2 * ty + i;
-              yr[i] = oh < OH ? pl + oh * OW : nullptr;
-            }
-            grad_tiles(yr, ycv.data() + 2 * gr, vk);
-          } else {
-            for (int64_t xi = 0; xi < kXi; ++xi) vk[xi] = _mm256_setzero_ps();
-          }
-          for (int64_t xi = 0; xi < kXi; ++xi) v[xi][k] = vk[xi];
+          rows[k] = (k >= kMR || oc >= OC || oh >= OH) ? nullptr
+                                                        : dy + ((n * OC + oc) * OH + oh) * OW;
         }
-        const int64_t cnt = std::min<int64_t>(8, TW - tx);
-        for (int64_t xi = 0; xi < kXi; ++xi) {
-          __m256(&r)[8] = v[xi];
-          gk::transpose8x8(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
-          float* d = Ap + xi * wg.axi + s * wg.astrip + (tbase + tx) * kMR;
-          // ascending: each store's last 2 floats are overwritten by the next tile's (or land
-          // in the strip's spare line)
-          for (int64_t q = 0; q < cnt; ++q) _mm256_storeu_ps(d + q * kMR, r[q]);
+        rows_to_channel_vectors(ytv + i * yrow, rows, ycv);
+      }
+      float* ap = Ap + s * wg.astrip + tbase * kMR;
+      for (int64_t tx = 0; tx < TW; ++tx) {
+        __m256 r[4][2];  // (A dY)[a][j]
+        for (int64_t j = 0; j < 2; ++j) {
+          const __m256 y0 = _mm256_load_ps(ytv + (2 * tx + j) * 8);
+          const __m256 y1 = _mm256_load_ps(ytv + yrow + (2 * tx + j) * 8);
+          r[0][j] = y0;
+          r[1][j] = _mm256_add_ps(y0, y1);
+          r[2][j] = _mm256_sub_ps(y0, y1);
+          r[3][j] = _mm256_sub_ps(zero, y1);
+        }
+        float* dst = ap + tx * kMR;
+        for (int a = 0; a < 4; ++a) {
+          _mm256_storeu_ps(dst + (a * 4 + 0) * wg.axi, r[a][0]);
+          _mm256_storeu_ps(dst + (a * 4 + 1) * wg.axi, _mm256_add_ps(r[a][0], r[a][1]));
+          _mm256_storeu_ps(dst + (a * 4 + 2) * wg.axi, _mm256_sub_ps(r[a][0], r[a][1]));
+          _mm256_storeu_ps(dst + (a * 4 + 3) * wg.axi, _mm256_sub_ps(zero, r[a][1]));
         }
       }
     }
   }
   for (int64_t xi = 0; xi < kXi; ++xi)
     gk::micro_grid(tb, Ap + xi * wg.axi, wg.astrip, OC, Bp + xi * wg.bxi, wg.bpanel, C,
-                   S + xi * OC * C, C, true);
+                   S + xi * OC * C, C, !first);
 }
 
 }  // namespace
@@ -507,20 +533,26 @@ void conv_winograd_weight_grad(float* dw, const float* dy, const float* x, const
                                bool serial) {
   const WGeo wg(g);
   const int64_t OC = g.OC, C = g.C, SS = kXi * OC * C;
-  const std::vector<ColVec> xcv = input_columns(g, wg.TW);
-  const std::vector<ColVec> ycv = column_vectors(wg.TW, 0, g.OW, kGradOffs);
+  const std::vector<ColVec> xcv = column_groups(2 * wg.TW + 2, -g.pl, g.W);
+  const std::vector<ColVec> ycv = column_groups(2 * wg.TW, 0, g.OW);
   // Blocks are summed in a fixed number of chunks (by shape only: at most 16, and at most 8M
   // floats of partial sums), each in block order into its own partial; partials are added in
   // chunk order. The result does not depend on the thread count.
   const int64_t nchunks = std::max<int64_t>(
       1, std::min({wg.nblk, int64_t(16), (int64_t(1) << 23) / std::max<int64_t>(SS, 1)}));
-  std::vector<float> part(static_cast<size_t>(nchunks * SS), 0.f);
+  // The partials, shared with the team; each chunk's first block stores instead of adding, so
+  // there is no zeroing pass. Up to 8 MiB (W7's layers: 4 MiB) they live in the caller's
+  // grow-only scratch (slot 16, which the blocks do not use), larger ones only for the call.
+  const size_t npart = static_cast<size_t>(nchunks * SS);
+  std::unique_ptr<float[]> big;
+  float* part = npart <= (size_t(1) << 21) ? gk::scratch<16>(npart)
+                                            : (big.reset(new float[npart]), big.get());
   auto chunk = [&](int64_t c) {
     const int64_t b0 = c * wg.nblk / nchunks, b1 = (c + 1) * wg.nblk / nchunks;
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t r0 = b * wg.rows_per_block;
       const int64_t r1 = std::min(g.N * wg.TH, r0 + wg.rows_per_block);
-      weight_grad_block(part.data() + c * SS, dy, x, g, wg, xcv, ycv, r0, r1);
+      weight_grad_block(part + c * SS, dy, x, g, wg, xcv, ycv, r0, r1, b == b0);
     }
   };
   const int64_t cost = 2 * kXi * OC * C * wg.tbk * (wg.nblk / nchunks + 1);
@@ -532,29 +564,40 @@ void conv_winograd_weight_grad(float* dw, const float* dy, const float* x, const
       for (int64_t c = c0; c < c1; ++c) chunk(c);
     });
   }
-  // dw (oc, c) += G^T S G, in double; G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].
-  for (int64_t oc = 0; oc < OC; ++oc)
-    for (int64_t c = 0; c < C; ++c) {
-      double m[4][4];
-      for (int64_t xi = 0; xi < kXi; ++xi) {
-        double v = part[static_cast<size_t>((xi * OC + oc) * C + c)];
-        for (int64_t k = 1; k < nchunks; ++k)
-          v += part[static_cast<size_t>(k * SS + (xi * OC + oc) * C + c)];
-        m[xi / 4][xi % 4] = v;
+  // dw (oc, c) += G^T m G in double, with m[xi] = the chunks' partials summed in chunk order in
+  // double; G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]. Threads take ranges of output
+  // channels; a range's partials are summed as one run of contiguous floats per (xi, chunk):
+  // gathered per (oc, c) across 16 xi x 16 chunks, the loads missed and took 18% of W7's
+  // 64 -> 64 weight gradient.
+  parallel_for(OC, 2 * kXi * nchunks * C, [&](int64_t o0, int64_t o1) {
+    const int64_t run = (o1 - o0) * C;
+    std::vector<double> msum(static_cast<size_t>(kXi * run));
+    for (int64_t xi = 0; xi < kXi; ++xi) {
+      double* m = msum.data() + xi * run;
+      const float* p0 = part + (xi * OC + o0) * C;
+      for (int64_t i = 0; i < run; ++i) m[i] = p0[i];
+      for (int64_t k = 1; k < nchunks; ++k) {
+        const float* pk = p0 + k * SS;
+        for (int64_t i = 0; i < run; ++i) m[i] += pk[i];
       }
+    }
+    for (int64_t i = 0; i < run; ++i) {
+      double m[4][4];
+      for (int64_t xi = 0; xi < kXi; ++xi) m[xi / 4][xi % 4] = msum[static_cast<size_t>(xi * run + i)];
       double t[3][4];  // G^T m
       for (int j = 0; j < 4; ++j) {
         t[0][j] = m[0][j] + 0.5 * (m[1][j] + m[2][j]);
         t[1][j] = 0.5 * (m[1][j] - m[2][j]);
         t[2][j] = 0.5 * (m[1][j] + m[2][j]) + m[3][j];
       }
-      float* k = dw + (oc * C + c) * 9;
-      for (int i = 0; i < 3; ++i) {
-        k[i * 3 + 0] += static_cast<float>(t[i][0] + 0.5 * (t[i][1] + t[i][2]));
-        k[i * 3 + 1] += static_cast<float>(0.5 * (t[i][1] - t[i][2]));
-        k[i * 3 + 2] += static_cast<float>(0.5 * (t[i][1] + t[i][2]) + t[i][3]);
+      float* k = dw + (o0 * C + i) * 9;
+      for (int r = 0; r < 3; ++r) {
+        k[r * 3 + 0] += static_cast<float>(t[r][0] + 0.5 * (t[r][1] + t[r][2]));
+        k[r * 3 + 1] += static_cast<float>(0.5 * (t[r][1] - t[r][2]));
+        k[r * 3 + 2] += static_cast<float>(0.5 * (t[r][1] + t[r][2]) + t[r][3]);
       }
     }
+  });
 }
 
 #else  // no AVX2 kernel: never chosen
