@@ -246,9 +246,15 @@ void input_transform(float* Vp, const float* x, const ConvGeom& g, const Geo& ge
       for (int64_t tx = 0, gr = 0; tx < TW; tx += 8, ++gr) {
         __m256 v[kXi];
         input_tiles(rp, cvs.data() + 4 * gr, v);
-        const int64_t cnt = std::min<int64_t>(8, TW - tx);
-        for (int64_t xi = 0; xi < kXi; ++xi)
-          store_tiles(vc + xi * xstride, pstride, tbase + tx, cnt, v[xi]);
+        const int64_t cnt = std::min<int64_t>(8, TW - tx), t = tbase + tx;
+        if (cnt == 8 && t % kNR <= kNR - 8) {  // whole vectors inside one panel
+          float* d = vc + (t / kNR) * pstride + t % kNR;
+#pragma GCC unroll 16
+          for (int64_t xi = 0; xi < kXi; ++xi) _mm256_storeu_ps(d + xi * xstride, v[xi]);
+        } else {
+          for (int64_t xi = 0; xi < kXi; ++xi)
+            store_tiles(vc + xi * xstride, pstride, t, cnt, v[xi]);
+        }
       }
     }
   }
