@@ -424,6 +424,10 @@ void weight_grad(T* dw, const T* src, const T* img, const ConvGeom& g) {
       conv_winograd_weight_grad(dw, src, img, g, conv_serial(g));
       return;
     }
+    if (use_packed(g) && conv_direct_wgrad_applies(g)) {
+      conv_direct_weight_grad(dw, src, img, g, conv_serial(g));
+      return;
+    }
     if (use_packed(g)) {
       conv_packed_weight_grad(dw, src, img, g, packed_nb(g), conv_serial(g));
       return;
@@ -562,7 +566,10 @@ ConvMethods conv2d_methods(const ConvGeom& g) {
   if (winograd_input_grad(g)) m.input_grad = "winograd";
   else if (use_packed(g)) m.input_grad = flippable && packed_flip_wins(g) ? "packed" : "packed-scatter";
   else m.input_grad = "im2col";
-  m.weight_grad = winograd_applies(g) ? "winograd" : use_packed(g) ? "packed" : "im2col";
+  m.weight_grad = winograd_applies(g)                             ? "winograd"
+                  : use_packed(g) && conv_direct_wgrad_applies(g) ? "direct"
+                  : use_packed(g)                                 ? "packed"
+                                                                  : "im2col";
   return m;
 }
 

@@ -800,6 +800,130 @@ void conv_packed_weight_grad(float* dw, const float* src, const float* img, cons
   }
 }
 
+#if defined(__AVX512F__)
+namespace {
+
+// vacc[r][s] (16-lane partial sums, r stride ldv, s stride 16) += the block's output rows of
+// src row (oc0 + r) times the padded image row kh below them shifted right by s (s < S): one
+// (c, kh) pair, R output channels. Per 16 pixels: R gradient loads and S image loads for R * S
+// FMAs, in registers; lanes past OW are masked off on both sides (never read, so a non-finite
+// value outside every real window cannot reach dw).
+template <int R, int S>
+void direct_wgrad_pass(float* vacc, int64_t ldv, const float* src, int64_t src_oc,
+                       int64_t src_n, const float* xp, int64_t xp_n, int64_t Wp, int64_t nbk,
+                       int64_t OH, int64_t OW) {
+  __m512 acc[R][S];
+  for (int r = 0; r < R; ++r)
+    for (int s = 0; s < S; ++s) acc[r][s] = _mm512_load_ps(vacc + r * ldv + s * 16);
+  const int64_t rem = OW % 16;
+  const __mmask16 tail = rem ? static_cast<__mmask16>((1u << rem) - 1u) : __mmask16(0xFFFF);
+  for (int64_t i = 0; i < nbk; ++i)
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const float* y = src + i * src_n + oh * OW;
+      const float* x = xp + i * xp_n + oh * Wp;
+      for (int64_t ow = 0; ow < OW; ow += 16) {
+        const __mmask16 m = ow + 16 <= OW ? __mmask16(0xFFFF) : tail;
+        __m512 yv[R];
+        for (int r = 0; r < R; ++r) yv[r] = _mm512_maskz_loadu_ps(m, y + r * src_oc + ow);
+        for (int s = 0; s < S; ++s) {
+          const __m512 xv = _mm512_maskz_loadu_ps(m, x + ow + s);
+          for (int r = 0; r < R; ++r) acc[r][s] = _mm512_fmadd_ps(yv[r], xv, acc[r][s]);
+        }
+      }
+    }
+  for (int r = 0; r < R; ++r)
+    for (int s = 0; s < S; ++s) _mm512_store_ps(vacc + r * ldv + s * 16, acc[r][s]);
+}
+
+template <int S>
+void direct_wgrad_pass_r(int R, float* vacc, int64_t ldv, const float* src, int64_t src_oc,
+                         int64_t src_n, const float* xp, int64_t xp_n, int64_t Wp, int64_t nbk,
+                         int64_t OH, int64_t OW) {
+  switch (R) {
+    case 4: return direct_wgrad_pass<4, S>(vacc, ldv, src, src_oc, src_n, xp, xp_n, Wp, nbk, OH, OW);
+    case 3: return direct_wgrad_pass<3, S>(vacc, ldv, src, src_oc, src_n, xp, xp_n, Wp, nbk, OH, OW);
+    case 2: return direct_wgrad_pass<2, S>(vacc, ldv, src, src_oc, src_n, xp, xp_n, Wp, nbk, OH, OW);
+    default: return direct_wgrad_pass<1, S>(vacc, ldv, src, src_oc, src_n, xp, xp_n, Wp, nbk, OH, OW);
+  }
+}
+
+}  // namespace
+
+bool conv_direct_wgrad_applies(const ConvGeom& g) {
+  // Few input taps (a first layer on one-channel images, LeNet's 1 -> 6 at 5x5): the GEMM form's
+  // transposed im2col gather then costs more than the FMAs. LeNet's 6 -> 16 layer (150 taps)
+  // measured 2x slower this way than on the packed path: only 10 pixels per row and 120 passes
+  // over each block, so it stays there.
+  return g.G == 1 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.KW <= kDirectMaxKW &&
+         g.OC <= 16 && g.C * g.KK() <= 32;
+}
+
+// dw (OC, C*KK) += sum over samples of src (OC, P) @ im2col(img)^T, directly: per (c, kh) and
+// group of <= 4 output channels, the KW shifted products of output rows with padded image rows
+// accumulate in registers (direct_wgrad_pass) into 16-lane partial sums that live through the
+// chunk; each is reduced across lanes once, pairwise, at the chunk's end. Chunks of sample blocks
+// are fixed by the shape and summed in order: the same bits at any thread count.
+void conv_direct_weight_grad(float* dw, const float* src, const float* img, const ConvGeom& g,
+                             bool serial) {
+  const int64_t P = g.OH * g.OW, HW = g.H * g.W, C = g.C, OC = g.OC, KK = g.KK();
+  const int64_t CKK = C * KK, WS = OC * CKK;
+  const Padded pd(g);
+  // samples per block: the block's padded images and gradient rows (~32 KiB) stay in L1/L2
+  // across the C * KH * ceil(OC / 4) passes over them
+  const int64_t nb = std::max<int64_t>(1, std::min<int64_t>(g.N, 8192 / (pd.sample + OC * P)));
+  const int64_t nblk = (g.N + nb - 1) / nb;
+  constexpr int64_t kChunks = 16;
+  const int64_t nchunks = std::min(nblk, kChunks);
+  float* part = nchunks > 1 ? buf_partial(static_cast<size_t>(nchunks * WS)) : nullptr;
+  const int64_t chunk_cost = 2 * ((nblk + nchunks - 1) / nchunks) * nb * P * OC * CKK;
+  run_tasks(nchunks, chunk_cost, serial, [&](int64_t ch) {
+    const int64_t b0 = ch * nblk / nchunks, b1 = (ch + 1) * nblk / nchunks;
+    float* vacc = buf_c(static_cast<size_t>(16 * WS));
+    std::fill(vacc, vacc + 16 * WS, 0.f);
+    float* xp = buf_pad(static_cast<size_t>(nb * pd.sample));
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t n0 = blk * nb, nbk = std::min(nb, g.N - n0);
+      pad_in(xp, img + n0 * C * HW, nbk, g, pd);
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t kh = 0; kh < g.KH; ++kh)
+          for (int64_t oc0 = 0; oc0 < OC; oc0 += 4) {
+            const int R = static_cast<int>(std::min<int64_t>(4, OC - oc0));
+            float* va = vacc + (oc0 * CKK + c * KK + kh * g.KW) * 16;
+            const float* s0 = src + (n0 * OC + oc0) * P;
+            const float* x0 = xp + c * pd.plane + kh * pd.Wp;
+            switch (g.KW) {
+#define EMBER_DIRECT_KW(S)                                                                      \
+  case S:                                                                                        \
+    direct_wgrad_pass_r<S>(R, va, 16 * CKK, s0, P, OC * P, x0, pd.sample, pd.Wp, nbk, g.OH, g.OW); \
+    break;
+              EMBER_DIRECT_KW(1) EMBER_DIRECT_KW(2) EMBER_DIRECT_KW(3) EMBER_DIRECT_KW(4)
+              EMBER_DIRECT_KW(5) EMBER_DIRECT_KW(6) EMBER_DIRECT_KW(7)
+#undef EMBER_DIRECT_KW
+            }
+          }
+    }
+    // lanes summed pairwise, halves first; into this chunk's partial (or dw when there is one)
+    float* out = part ? part + ch * WS : dw;
+    for (int64_t e = 0; e < WS; ++e) {
+      float* t = vacc + e * 16;
+      for (int w = 8; w > 0; w /= 2)
+        for (int i = 0; i < w; ++i) t[i] += t[i + w];
+      out[e] = part ? t[0] : out[e] + t[0];
+    }
+  });
+  if (part)
+    for (int64_t e = 0; e < WS; ++e) {
+      float s = part[e];
+      for (int64_t c = 1; c < nchunks; ++c) s += part[c * WS + e];
+      dw[e] += s;
+    }
+}
+
+#else   // AVX2 only: the packed path
+bool conv_direct_wgrad_applies(const ConvGeom&) { return false; }
+void conv_direct_weight_grad(float*, const float*, const float*, const ConvGeom&, bool) {}
+#endif  // __AVX512F__
+
 #else  // no AVX2/FMA: ops/conv.cpp uses im2col + GEMM
 
 bool conv_packed_available() { return false; }
@@ -808,6 +932,8 @@ void conv_packed_side_from_image(float*, const float*, const float*, const float
 void conv_packed_image_from_side(float*, const float*, const float*, const float*,
                                  const ConvGeom&, int64_t, bool) {}
 void conv_packed_weight_grad(float*, const float*, const float*, const ConvGeom&, int64_t, bool) {}
+bool conv_direct_wgrad_applies(const ConvGeom&) { return false; }
+void conv_direct_weight_grad(float*, const float*, const float*, const ConvGeom&, bool) {}
 
 #endif
 

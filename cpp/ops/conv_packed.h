@@ -45,4 +45,12 @@ void conv_packed_image_from_side(float* img, const float* src, const float* w, c
 void conv_packed_weight_grad(float* dw, const float* src, const float* img, const ConvGeom& g,
                              int64_t nb, bool serial);
 
+// The weight gradient of stride-1 convolutions with few channels (LeNet's), computed directly
+// from output-gradient rows and padded image rows, with no im2col: an AVX-512 build only
+// (the packed path otherwise). Same contract as conv_packed_weight_grad.
+constexpr int64_t kDirectMaxKW = 7;
+bool conv_direct_wgrad_applies(const ConvGeom& g);
+void conv_direct_weight_grad(float* dw, const float* src, const float* img, const ConvGeom& g,
+                             bool serial);
+
 }  // namespace ember

@@ -248,6 +248,78 @@ def test_row_virtual(xs, ws, kw):
         np.testing.assert_array_equal(a, b2)
 
 
+# ---- the direct weight gradient (ops/conv_packed, AVX-512 builds) ------------------------------
+# Stride-1 layers with at most 32 input taps (C * KH * KW) and at most 16 output channels take
+# their weight gradient straight from gradient rows and padded image rows, 16 pixels per vector
+# with the lanes past OW masked off. Cases: LeNet's first layer, OW below, at and just past one
+# vector, every KW from 1 to 7, 1 to 16 output channels (groups of 4 and each remainder), 'same'
+# padding, conv1d, batches that are not a whole number of blocks.
+DIRECT = [
+    ((64, 1, 28, 28), (6, 1, 5, 5), dict(padding=2)),
+    ((3, 1, 9, 9), (16, 1, 3, 3), dict(padding=1)),
+    ((5, 2, 7, 16), (5, 2, 4, 4), dict()),
+    ((2, 1, 6, 17), (3, 1, 1, 7), dict(padding=(0, 3))),
+    ((9, 1, 12, 33), (1, 1, 2, 6), dict()),
+    ((4, 3, 8, 10), (7, 3, 3, 1), dict(padding="same")),
+    ((2, 1, 30, 40), (2, 1, 5, 2), dict(padding=(2, 1))),
+]
+
+
+@pytest.mark.parametrize("xs,ws,kw", DIRECT)
+def test_direct_weight_grad(xs, ws, kw):
+    pad = kw.get("padding", 0)
+    from ember import _core
+    m = _core.conv_methods(list(xs), list(ws), [1], [0] if pad == "same" else
+                           list(pad) if isinstance(pad, tuple) else [pad], [1], 1,
+                           "same" if pad == "same" else "", 2)
+    if m["weight_grad"] != "direct":
+        pytest.skip(f"this build runs {m['weight_grad']} here (the direct path needs AVX-512)")
+    x, w, b = R(*xs).astype(np.float32), R(*ws).astype(np.float32), R(ws[0]).astype(np.float32)
+    # Non-finite inputs reach exactly the weights whose windows read them: an inf inside, a NaN
+    # on the last column (real windows reach it only with the last kernel column).
+    x[-1, 0, xs[2] // 2, 1] = np.inf
+    x[0, -1, 0, -1] = np.nan
+    tx, tw = torch.tensor(x), torch.tensor(w, requires_grad=True)
+    ty = TF.conv2d(tx, tw, torch.tensor(b), **kw)
+    g = R(*ty.shape).astype(np.float32)
+    ty.backward(torch.tensor(g))
+    prev = em.get_num_threads()
+    got = []
+    try:
+        for nt in (1, 2):
+            em.set_num_threads(nt)
+            ew = em.tensor(w, requires_grad=True)
+            F.conv2d(em.tensor(x), ew, em.tensor(b), **kw).backward(g)
+            got.append(ew.grad.numpy())
+    finally:
+        em.set_num_threads(prev)
+    np.testing.assert_array_equal(got[0], got[1])
+    np.testing.assert_allclose(got[0], tw.grad.numpy(), atol=2e-3, rtol=1e-4)
+    # against float64 on finite data (the float64 path is the reference im2col GEMM)
+    x64 = np.nan_to_num(x.astype(np.float64), nan=0.5, posinf=2.0)
+    grads = []
+    for dt in (np.float32, np.float64):
+        ew = em.tensor(w.astype(dt), requires_grad=True)
+        F.conv2d(em.tensor(x64.astype(dt)), ew, None, **kw).backward(g.astype(dt))
+        grads.append(ew.grad.numpy())
+    scale = np.abs(grads[1]).max()
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-5, atol=1e-6 * scale)
+
+
+def test_direct_weight_grad_conv1d_and_accumulation():
+    from ember import _core
+    assert _core.conv_methods([8, 1, 50], [4, 1, 5], [1], [2], [1], 1, "", 1)["weight_grad"] in (
+        "direct", "packed", "im2col")
+    x, w = R(8, 1, 50).astype(np.float32), R(4, 1, 5).astype(np.float32)
+    g = R(8, 4, 50).astype(np.float32)
+    ew = em.tensor(w, requires_grad=True)
+    for _ in range(2):  # the second backward adds into .grad
+        F.conv1d(em.tensor(x), ew, padding=2).backward(g)
+    tw = torch.tensor(w, requires_grad=True)
+    TF.conv1d(torch.tensor(x), tw, padding=2).backward(torch.tensor(g))
+    np.testing.assert_allclose(ew.grad.numpy(), 2 * tw.grad.numpy(), atol=1e-3, rtol=1e-4)
+
+
 def test_row_virtual_transpose():
     # conv_transpose2d's forward is the input-gradient kernel (here with the bias added).
     x, w, b = R(3, 4, 7, 13).astype(np.float32), R(4, 5, 3, 3).astype(np.float32), R(5)
