@@ -185,14 +185,9 @@ inline std::vector<ColVec> input_columns(const ConvGeom& g, int64_t TW) {
   return column_vectors(TW, -g.pl, g.W, kInputOffs);
 }
 
-// V = B^T d B of 8 neighbouring tiles of one channel (lane = tile), v[a * 4 + b]. rp: the four
-// input rows under the tile row (null: outside the image); cv: the group's four column loads.
-inline void input_tiles(const float* const rp[4], const ColVec* cv, __m256 v[kXi]) {
-  __m256 d[4][4];  // d[i][j]
-  for (int i = 0; i < 4; ++i) {
-    deinterleave(load_cols(rp[i], cv[0]), load_cols(rp[i], cv[1]), d[i][0], d[i][1]);
-    deinterleave(load_cols(rp[i], cv[2]), load_cols(rp[i], cv[3]), d[i][2], d[i][3]);
-  }
+// V = B^T d B, v[a * 4 + b], of 4x4 patches d[i][j] (8 of them, one per lane); d is overwritten.
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+inline void input_patch_transform(__m256 (&d)[4][4], __m256 v[kXi]) {
   for (int j = 0; j < 4; ++j) {  // in place: d[a][j] = (B^T d)[a][j]
     const __m256 d0 = d[0][j], d1 = d[1][j], d2 = d[2][j], d3 = d[3][j];
     d[0][j] = _mm256_sub_ps(d0, d2);
@@ -206,6 +201,17 @@ inline void input_tiles(const float* const rp[4], const ColVec* cv, __m256 v[kXi
     v[a * 4 + 2] = _mm256_sub_ps(d[a][2], d[a][1]);
     v[a * 4 + 3] = _mm256_sub_ps(d[a][1], d[a][3]);
   }
+}
+
+// V of 8 neighbouring tiles of one channel (lane = tile), v[a * 4 + b]. rp: the four input rows
+// under the tile row (null: outside the image); cv: the group's four column loads.
+inline void input_tiles(const float* const rp[4], const ColVec* cv, __m256 v[kXi]) {
+  __m256 d[4][4];  // d[i][j]
+  for (int i = 0; i < 4; ++i) {
+    deinterleave(load_cols(rp[i], cv[0]), load_cols(rp[i], cv[1]), d[i][0], d[i][1]);
+    deinterleave(load_cols(rp[i], cv[2]), load_cols(rp[i], cv[3]), d[i][2], d[i][3]);
+  }
+  input_patch_transform(d, v);
 }
 
 // V of the block's tile rows [r0, r1) (of all N*TH), in panel layout
@@ -416,20 +422,10 @@ void weight_grad_block(float* S, const float* dy, const float* x, const ConvGeom
         __m256 d[4][4];
         for (int64_t i = 0; i < 4; ++i)
           for (int64_t j = 0; j < 4; ++j) d[i][j] = _mm256_load_ps(xr[i] + (2 * tx + j) * 8);
-        for (int j = 0; j < 4; ++j) {  // in place: d[a][j] = (B^T d)[a][j]
-          const __m256 d0 = d[0][j], d1 = d[1][j], d2 = d[2][j], d3 = d[3][j];
-          d[0][j] = _mm256_sub_ps(d0, d2);
-          d[1][j] = _mm256_add_ps(d1, d2);
-          d[2][j] = _mm256_sub_ps(d2, d1);
-          d[3][j] = _mm256_sub_ps(d1, d3);
-        }
+        __m256 v[kXi];
+        input_patch_transform(d, v);
         float* dst = bp + tx * kNR;
-        for (int a = 0; a < 4; ++a) {
-          _mm256_store_ps(dst + (a * 4 + 0) * wg.bxi, _mm256_sub_ps(d[a][0], d[a][2]));
-          _mm256_store_ps(dst + (a * 4 + 1) * wg.bxi, _mm256_add_ps(d[a][1], d[a][2]));
-          _mm256_store_ps(dst + (a * 4 + 2) * wg.bxi, _mm256_sub_ps(d[a][2], d[a][1]));
-          _mm256_store_ps(dst + (a * 4 + 3) * wg.bxi, _mm256_sub_ps(d[a][1], d[a][3]));
-        }
+        for (int64_t xi = 0; xi < kXi; ++xi) _mm256_store_ps(dst + xi * wg.bxi, v[xi]);
       }
     }
   }
