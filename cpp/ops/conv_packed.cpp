@@ -283,6 +283,19 @@ void run_tasks(int64_t n, int64_t cost, bool serial, F&& f) {
   });
 }
 
+// dw[e] += the chunks' partials part[c * WS + e] summed in chunk order (the weight gradients'
+// fixed-order reduction), split over weight elements when there are many.
+void add_partials(float* dw, const float* part, int64_t nchunks, int64_t WS, bool serial) {
+  const bool big = !serial && WS * nchunks >= (int64_t(1) << 24);
+  parallel_for(WS, big ? nchunks : 1, [&](int64_t e0, int64_t e1) {
+    for (int64_t e = e0; e < e1; ++e) {
+      float s = part[e];
+      for (int64_t c = 1; c < nchunks; ++c) s += part[c * WS + e];
+      dw[e] += s;
+    }
+  });
+}
+
 }  // namespace
 
 bool conv_packed_available() { return true; }
@@ -787,17 +800,7 @@ void conv_packed_weight_grad(float* dw, const float* src, const float* img, cons
       }
     }
   });
-  if (part) {
-    // Fixed-order reduction of the partials, split over weight elements.
-    const bool big = !serial && WS * nchunks >= (int64_t(1) << 24);
-    parallel_for(WS, big ? nchunks : 1, [&](int64_t e0, int64_t e1) {
-      for (int64_t e = e0; e < e1; ++e) {
-        float s = part[e];
-        for (int64_t c = 1; c < nchunks; ++c) s += part[c * WS + e];
-        dw[e] += s;
-      }
-    });
-  }
+  if (part) add_partials(dw, part, nchunks, WS, serial);
 }
 
 #if defined(__AVX512F__)
@@ -911,12 +914,7 @@ void conv_direct_weight_grad(float* dw, const float* src, const float* img, cons
       out[e] = part ? t[0] : out[e] + t[0];
     }
   });
-  if (part)
-    for (int64_t e = 0; e < WS; ++e) {
-      float s = part[e];
-      for (int64_t c = 1; c < nchunks; ++c) s += part[c * WS + e];
-      dw[e] += s;
-    }
+  if (part) add_partials(dw, part, nchunks, WS, serial);
 }
 
 #else   // AVX2 only: the packed path
