@@ -56,7 +56,8 @@ py::tuple max_pool_forward_py(const py::array& x, const IntVec& kernel, const In
 py::array max_pool_backward_py(const py::array& dy, const py::array& indices,
                                const Shape& input_shape, const IntVec& kernel,
                                const IntVec& stride, const IntVec& padding,
-                               const IntVec& dilation, bool ceil_mode, int nd) {
+                               const IntVec& dilation, bool ceil_mode, int nd,
+                               const py::object& relu_output) {
   check_nd("max_pool", nd);
   const std::string op = pname("max_pool", nd, "_backward");
   DType d = float_dtype(op.c_str(), "grad_output", dy);
@@ -68,6 +69,17 @@ py::array max_pool_backward_py(const py::array& dy, const py::array& indices,
   if (shape_of(idx) != ys)
     value_error(op + ": indices shape " + shape_str(idx) + " does not match output shape " +
                 ember::shape_str(ys));
+  // relu_output: the pooled output of relu(x), when the pool's input was a ReLU's output whose
+  // backward is to be applied here too (nn.Sequential's Conv + ReLU + MaxPool step).
+  py::array mask;
+  const bool has_mask = !relu_output.is_none();
+  if (has_mask) {
+    mask = relu_output.cast<py::array>();
+    check_float(op.c_str(), "relu_output", mask, d);
+    if (shape_of(mask) != ys)
+      value_error(op + ": relu_output shape " + shape_str(mask) + " does not match output shape " +
+                  ember::shape_str(ys));
+  }
   // Indices come from the user when return_indices is used elsewhere: the kernel bound-checks
   // them (in its pass over them); on failure the first bad one is reported.
   const int64_t plane = g.H * g.W;
@@ -80,7 +92,7 @@ py::array max_pool_backward_py(const py::array& dy, const py::array& indices,
     bool in_range;
     {
       py::gil_scoped_release nogil;
-      in_range = max_pool2d_backward<T>(dxp, dyp, ip, g);
+      in_range = max_pool2d_backward<T>(dxp, dyp, ip, g, has_mask ? cptr<T>(mask) : nullptr);
     }
     if (!in_range)
       for (py::ssize_t i = 0; i < idx.size(); ++i)
@@ -183,7 +195,9 @@ void bind_pool(py::module_& m) {
         "Returns (output, indices or None); indices are flat positions in each input plane");
   m.def("max_pool_backward", &max_pool_backward_py, py::arg("grad_output"), py::arg("indices"),
         py::arg("input_shape"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
-        py::arg("dilation"), py::arg("ceil_mode"), py::arg("nd"));
+        py::arg("dilation"), py::arg("ceil_mode"), py::arg("nd"),
+        py::arg("relu_output") = py::none(),
+        "dx; with relu_output (the pooled relu(x)), relu's backward is applied as well");
   m.def("avg_pool_forward", &avg_pool_forward_py, py::arg("x"), py::arg("kernel_size"),
         py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"),
         py::arg("count_include_pad"), py::arg("divisor_override"), py::arg("nd"));

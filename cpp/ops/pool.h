@@ -19,8 +19,13 @@ void max_pool2d_forward(T* y, int64_t* idx, const T* x, const PoolGeom& g);
 
 // dx (N, C, H, W) = scatter-add of dy at idx (overwrite). Returns false, with dx unspecified,
 // when an index is outside [0, H*W) (the caller reports it).
+// relu_y (null, or shaped like dy): the pooled output of a ReLU'd input, relu(x) pooled; its
+// ReLU backward is applied on the way (dy where relu_y > 0, else 0). The value at an arg-max is
+// the pooled value, so this is bitwise relu_backward(max_pool_backward(dy), relu(x)) without
+// the pass over the full-size gradient and without keeping relu(x).
 template <class T>
-bool max_pool2d_backward(T* dx, const T* dy, const int64_t* idx, const PoolGeom& g);
+bool max_pool2d_backward(T* dx, const T* dy, const int64_t* idx, const PoolGeom& g,
+                         const T* relu_y = nullptr);
 
 // y = mean over each window; the divisor counts padding when count_include_pad (windows are
 // clipped to input + padding), or is divisor_override when > 0.

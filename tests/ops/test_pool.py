@@ -333,3 +333,77 @@ def test_max_pool_backward_out_of_range_general_kernel():
     idx[1, 2, 3, 1] = 72
     with pytest.raises(IndexError, match=r"index 72 is out of range for an input plane of 72"):
         em._core.max_pool_backward(g, idx, [2, 3, 9, 8], *args)
+
+
+# ---- max pooling backward with the ReLU of its input applied (relu_output) -------------------
+# nn.Sequential's Conv + ReLU + MaxPool step pools relu(conv) and, in the backward, applies the
+# ReLU's mask inside the pool's scatter (relu_output = the pooled values). That must be bitwise
+# relu_backward(max_pool_backward(g), relu(x)), for every NaN / tie / signed-zero window.
+
+def _relu_pool_backward_pair(x, nd, k, s, p, d, ceil_mode=False):
+    """(fused, reference) input gradients of max_pool(relu(x)) for a gradient with -0.0, NaN."""
+    rx = F.relu(em.tensor(x, dtype=x.dtype)).numpy()
+    pooled, idx = em._core.max_pool_forward(rx, k, s, p, d, ceil_mode, nd, True)
+    g = np.random.default_rng(11).standard_normal(pooled.shape).astype(x.dtype)
+    g.reshape(-1)[::3] = -0.0
+    g.reshape(-1)[1::7] = np.nan
+    g.reshape(-1)[2::11] = np.inf
+    args = (list(x.shape), k, s, p, d, ceil_mode, nd)
+    fused = em._core.max_pool_backward(g, idx, *args, relu_output=pooled)
+    ref = em._core.relu_backward(em._core.max_pool_backward(g, idx, *args), rx)
+    return fused, ref
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ow,extra_w,extra_h", [
+    (1, 0, 0), (2, 1, 0), (3, 1, 1), (5, 0, 0), (7, 1, 0), (8, 0, 0), (9, 1, 1), (14, 0, 0),
+    (16, 1, 0), (17, 0, 1), (33, 1, 1)])
+def test_max_pool_backward_relu_output_2x2(ow, extra_w, extra_h, dtype):
+    x = _tile_windows(5, ow, extra_w, extra_h, dtype, seed=ow)
+    fused, ref = _relu_pool_backward_pair(x, 2, [2, 2], [2, 2], [0, 0], [1, 1])
+    np.testing.assert_array_equal(_bits(fused), _bits(ref))
+    # the data has windows that are all <= 0 and NaN windows: the mask is not all ones
+    assert (ref == 0).sum() > (ref != 0).sum()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ow,extra_w", [(1, 1), (5, 0), (8, 1), (19, 1)])
+def test_max_pool1d_backward_relu_output(ow, extra_w, dtype):
+    x = _tile_windows(2, ow, extra_w, 0, dtype, seed=ow)[0]
+    fused, ref = _relu_pool_backward_pair(x, 1, [2], [2], [0], [1])
+    np.testing.assert_array_equal(_bits(fused), _bits(ref))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_backward_relu_output_general_kernel(dtype):
+    # Overlapping windows (3x3, stride 2, padding 1, ceil_mode): an element that is the arg-max
+    # of several windows gets their masked gradients summed.
+    x = _tile_windows(5, 6, 1, 1, dtype, seed=4)
+    fused, ref = _relu_pool_backward_pair(x, 2, [3, 3], [2, 2], [1, 1], [1, 1], ceil_mode=True)
+    np.testing.assert_array_equal(_bits(fused), _bits(ref))
+
+
+def test_max_pool_backward_relu_output_threads():
+    x = _tile_windows(16, 16, 1, 1, np.float32, seed=3)
+    x = np.concatenate([x] * 192, axis=0)  # (192, 6, 33, 33): runs in parallel
+    prev = em.get_num_threads()
+    try:
+        res = []
+        for nt in (1, 2):
+            em.set_num_threads(nt)
+            res.append(_relu_pool_backward_pair(x, 2, [2, 2], [2, 2], [0, 0], [1, 1]))
+    finally:
+        em.set_num_threads(prev)
+    np.testing.assert_array_equal(_bits(res[0][0]), _bits(res[0][1]))
+    np.testing.assert_array_equal(_bits(res[0][0]), _bits(res[1][0]))
+
+
+def test_max_pool_backward_relu_output_errors():
+    x = np.ones((1, 2, 4, 4), np.float32)
+    y, idx = em._core.max_pool_forward(x, [2, 2], [2, 2], [0, 0], [1, 1], False, 2, True)
+    args = ([1, 2, 4, 4], [2, 2], [2, 2], [0, 0], [1, 1], False, 2)
+    with pytest.raises(ValueError, match=r"max_pool2d_backward: relu_output shape \(2, 2, 2\) "
+                                         r"does not match output shape \(1, 2, 2, 2\)"):
+        em._core.max_pool_backward(y, idx, *args, relu_output=y[0])
+    with pytest.raises(TypeError, match="max_pool2d_backward"):
+        em._core.max_pool_backward(y, idx, *args, relu_output=y.astype(np.float64))
