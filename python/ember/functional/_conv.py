@@ -48,29 +48,51 @@ def _prepare(op, input, weight, bias):
     return _layer_input(input, w.data.dtype), w, b
 
 
+class _ConvCall:
+    """One convolution's checked arguments: its forward (optionally with the ReLU fused in) and
+    the backward from the gradient of its output, shared by conv1d/2d and by the Conv + ReLU +
+    MaxPool step of nn.Sequential (functional/_pool.py)."""
+
+    def __init__(self, nd, input, weight, bias, stride, padding, dilation, groups):
+        op = "conv1d" if nd == 1 else "conv2d"
+        self.nd = nd
+        self.x, self.w, self.b = _prepare(op, input, weight, bias)
+        self.st = _ints("stride", op, stride)
+        self.dl = _ints("dilation", op, dilation)
+        self.pad, self.mode = _padding(op, padding)
+        self.groups = int(groups)
+
+    def forward(self, relu):
+        b = self.b
+        return _core.conv_forward(self.x.data, self.w.data, None if b is None else b.data,
+                                  self.st, self.pad, self.dl, self.groups, self.mode, self.nd,
+                                  relu)
+
+    def backward(self, g):
+        """(grad x, grad w, grad b) from the gradient of the convolution's output."""
+        dw, gw = _grad_target(self.w)
+        db, gb = _grad_target(self.b)
+        x = self.x
+        gx = _core.conv_backward(np.ascontiguousarray(g), x.data, self.w.data, self.st, self.pad,
+                                 self.dl, self.groups, self.mode, self.nd, x.requires_grad, dw,
+                                 db)
+        return gx, gw, gb
+
+    def inputs(self):
+        return self.x, self.w, self.b
+
+
 def _conv(nd, input, weight, bias, stride, padding, dilation, groups, relu=False):
     """relu=True: relu(conv(...)) as one call and one graph node (the ReLU is applied in the
     convolution's write-out); nn.Sequential uses it for a Conv followed by a ReLU."""
-    op = "conv1d" if nd == 1 else "conv2d"
-    x, w, b = _prepare(op, input, weight, bias)
-    st = _ints("stride", op, stride)
-    dl = _ints("dilation", op, dilation)
-    pad, mode = _padding(op, padding)
-    groups = int(groups)
-    y = _core.conv_forward(x.data, w.data, None if b is None else b.data, st, pad, dl, groups,
-                           mode, nd, relu)
+    c = _ConvCall(nd, input, weight, bias, stride, padding, dilation, groups)
+    y = c.forward(relu)
 
     def backward(g):
-        if relu:
-            g = _core.relu_backward(g, y)
-        dw, gw = _grad_target(w)
-        db, gb = _grad_target(b)
-        gx = _core.conv_backward(np.ascontiguousarray(g), x.data, w.data, st, pad, dl, groups,
-                                 mode, nd, x.requires_grad, dw, db)
-        return gx, gw, gb
+        return c.backward(_core.relu_backward(g, y) if relu else g)
 
     name = "Conv1d" if nd == 1 else "Conv2d"
-    return make_result(y, (x, w, b), backward, name + ("ReluBackward" if relu else "Backward"))
+    return make_result(y, c.inputs(), backward, name + ("ReluBackward" if relu else "Backward"))
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:

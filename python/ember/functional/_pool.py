@@ -3,29 +3,33 @@ arg-max indices of max pooling are saved by the forward and used by the backward
 import numpy as np
 
 from .. import _core
-from ..tensor import Tensor, as_tensor, make_result
-from ._conv import _ints
+from ..autograd import _state as _grad_state
+from ..tensor import Tensor, _wrap, as_tensor, make_result
+from ._conv import _ConvCall, _ints
 
 __all__ = ["max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
            "adaptive_avg_pool2d"]
 
 
-def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+def _max_pool_args(nd, kernel_size, stride, padding, dilation, ceil_mode):
+    """(kernel, stride, padding, dilation, ceil_mode) as the C++ calls take them."""
     op = f"max_pool{nd}d"
-    x = as_tensor(input)
     k = _ints("kernel_size", op, kernel_size)
     s = [] if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) \
         else _ints("stride", op, stride)
-    p = _ints("padding", op, padding)
-    d = _ints("dilation", op, dilation)
-    ceil_mode = bool(ceil_mode)
+    return (k, s, _ints("padding", op, padding), _ints("dilation", op, dilation),
+            bool(ceil_mode))
+
+
+def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    x = as_tensor(input)
+    args = _max_pool_args(nd, kernel_size, stride, padding, dilation, ceil_mode)
     need_idx = return_indices or x.requires_grad
-    y, idx = _core.max_pool_forward(x.data, k, s, p, d, ceil_mode, nd, need_idx)
+    y, idx = _core.max_pool_forward(x.data, *args, nd, need_idx)
     in_shape = list(x.shape)
 
     def backward(g):
-        return (_core.max_pool_backward(np.ascontiguousarray(g), idx, in_shape, k, s, p, d,
-                                        ceil_mode, nd),)
+        return (_core.max_pool_backward(np.ascontiguousarray(g), idx, in_shape, *args, nd),)
 
     out = make_result(y, (x,), backward, f"MaxPool{nd}DWithIndicesBackward")
     if return_indices:
@@ -103,3 +107,30 @@ def adaptive_avg_pool1d(input, output_size):
 def adaptive_avg_pool2d(input, output_size):
     """Average pooling to a fixed output size; output_size 1 is global average pooling."""
     return _adaptive(2, input, output_size)
+
+
+def _conv_relu_max_pool(nd, input, weight, bias, stride, padding, dilation, groups,
+                        kernel_size, pool_stride, pool_padding, pool_dilation, ceil_mode):
+    """max_pool(relu(conv(input))) as one graph node, for nn.Sequential's Conv + ReLU + MaxPool
+    step. The ReLU is fused into the convolution's write-out, as for Conv + ReLU; the backward
+    applies the ReLU's mask inside the pool's scatter (at an arg-max, relu(conv) equals the
+    pooled value, so the mask is `pooled > 0`). Bitwise the values and gradients of the three
+    layers one by one, without the pass over the full-size gradient, and without keeping the
+    convolution's output alive until the backward."""
+    c = _ConvCall(nd, input, weight, bias, stride, padding, dilation, groups)
+    y = c.forward(relu=True)
+    args = _max_pool_args(nd, kernel_size, pool_stride, pool_padding, pool_dilation, ceil_mode)
+    record = _grad_state.enabled and any(t is not None and t.requires_grad for t in c.inputs())
+    pooled, idx = _core.max_pool_forward(y, *args, nd, record)
+    if not record:
+        return _wrap(pooled)
+    conv_shape = list(y.shape)
+    del y
+
+    def backward(g):
+        gy = _core.max_pool_backward(np.ascontiguousarray(g), idx, conv_shape, *args, nd,
+                                     relu_output=pooled)
+        return c.backward(gy)
+
+    name = f"Conv{nd}dReluMaxPool{nd}d"
+    return make_result(pooled, c.inputs(), backward, name + "Backward")

@@ -8,6 +8,7 @@ from .activation import ReLU
 from .conv import Conv1d, Conv2d
 from .linear import Linear
 from .module import Module
+from .pooling import MaxPool1d, MaxPool2d
 
 __all__ = ["Sequential", "ModuleList", "Identity", "Flatten", "Unflatten"]
 
@@ -16,7 +17,7 @@ __all__ = ["Sequential", "ModuleList", "Identity", "Flatten", "Unflatten"]
 _RELU_FUSABLE = (Linear, Conv1d, Conv2d)
 
 # Plan step kinds.
-_CALL, _FUSED_RELU, _LINEAR_RUN = 0, 1, 2
+_CALL, _FUSED_RELU, _LINEAR_RUN, _CONV_RELU_POOL = 0, 1, 2, 3
 
 
 def _plain(m, cls) -> bool:
@@ -32,10 +33,19 @@ def _fuses_with_relu(m, nxt) -> bool:
     return any(_plain(m, cls) for cls in _RELU_FUSABLE)
 
 
+def _fuses_with_relu_pool(m, r, p) -> bool:
+    """A plain Conv1d/Conv2d, a plain ReLU, then a plain MaxPool of the same dimensionality."""
+    if not _plain(r, ReLU):
+        return False
+    return (_plain(m, Conv2d) and _plain(p, MaxPool2d)) or (_plain(m, Conv1d)
+                                                            and _plain(p, MaxPool1d))
+
+
 def _make_plan(mods):
     """The steps of Sequential.forward: each module alone, a Linear/Conv + ReLU pair as one fused
-    call, and a run of >= 2 consecutive plain Linear (+ReLU) layers as one linear-chain step
-    (taken when no graph is recorded; otherwise the run goes layer by layer)."""
+    call, a Conv + ReLU + MaxPool triple as one graph node, and a run of >= 2 consecutive plain
+    Linear (+ReLU) layers as one linear-chain step (taken when no graph is recorded; otherwise
+    the run goes layer by layer)."""
     steps, i, n = [], 0, len(mods)
     while i < n:
         run = []
@@ -47,6 +57,9 @@ def _make_plan(mods):
         if len(run) >= 2:
             steps.append((_LINEAR_RUN, tuple(run)))
             i = j
+        elif i + 2 < n and _fuses_with_relu_pool(mods[i], mods[i + 1], mods[i + 2]):
+            steps.append((_CONV_RELU_POOL, (mods[i], mods[i + 2])))
+            i += 3
         elif i + 1 < n and _fuses_with_relu(mods[i], mods[i + 1]):
             steps.append((_FUSED_RELU, mods[i]))
             i += 2
@@ -76,7 +89,9 @@ def _linear_run(run, x):
 class Sequential(Module):
     """Chains modules: ``Sequential(a, b, c)(x) == c(b(a(x)))``. Also takes an OrderedDict.
 
-    Forward runs a Linear/Conv1d/Conv2d followed by a ReLU as one fused call, and, when no
+    Forward runs a Linear/Conv1d/Conv2d followed by a ReLU as one fused call (with a following
+    MaxPool of the same dimensionality as one graph node, the ReLU's backward done inside the
+    pool's), and, when no
     graph is recorded (``no_grad``, frozen layers), two or more consecutive Linear(+ReLU)
     layers as one C++ call: fewer Python round trips where batch-1 inference is dominated by
     them. Values and gradients are those of calling the modules one by one.
@@ -111,6 +126,11 @@ class Sequential(Module):
                 x = m(x)
             elif kind == _FUSED_RELU:
                 x = m._forward_relu(x)
+            elif kind == _CONV_RELU_POOL:
+                conv, pool = m
+                # return_indices is read per call (a pool returning a tuple is not fused)
+                x = pool(conv._forward_relu(x)) if pool.return_indices else \
+                    conv._forward_relu_pool(x, pool)
             else:
                 x = _linear_run(m, x)
         return x

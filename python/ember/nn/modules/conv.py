@@ -6,6 +6,7 @@ import numpy as np
 
 from ... import functional as F
 from ...functional._conv import _conv
+from ...functional._pool import _conv_relu_max_pool
 from .. import init
 from ..parameter import Parameter
 from .module import Module
@@ -125,6 +126,14 @@ class _Conv(_ConvNd):
         self._check_input(x)
         return _conv(self._nd, x, self.weight, self.bias, self.stride, self.padding,
                      self.dilation, self.groups, relu=True)
+
+    def _forward_relu_pool(self, x, pool):
+        """pool(relu(self(x))) as one graph node, pool a MaxPool of the same dimensionality
+        without return_indices (used by nn.Sequential)."""
+        self._check_input(x)
+        return _conv_relu_max_pool(self._nd, x, self.weight, self.bias, self.stride,
+                                   self.padding, self.dilation, self.groups, pool.kernel_size,
+                                   pool.stride, pool.padding, pool.dilation, pool.ceil_mode)
 
 
 class Conv1d(_Conv):
