@@ -208,8 +208,8 @@ void bind_conv(py::module_& m) {
           return d;
         },
         "The method each pass of a float32 convolution of these shapes runs (for tests and "
-        "diagnostics): 'winograd', 'packed', 'packed-scatter', 'direct' (weight gradient only) or "
-        "'im2col'");
+        "diagnostics): 'winograd', 'packed', 'packed-scatter', 'direct' (forward and weight "
+        "gradient) or 'im2col'");
   m.def("conv_transpose_forward", &convt_forward_py, py::arg("x"), py::arg("weight"),
         py::arg("bias"), py::arg("stride"), py::arg("padding"), py::arg("output_padding"),
         py::arg("dilation"), py::arg("groups"), py::arg("nd"));

@@ -55,8 +55,8 @@ void conv_transpose2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
 // The method each pass of a float32 conv2d of geometry g runs (double always runs "im2col"),
 // for tests and diagnostics: "winograd" (ops/conv_winograd), "packed" (ops/conv_packed; the
 // input gradient as the flipped convolution), "packed-scatter" (input gradient scattered
-// through col2im), "direct" (weight gradient of stride-1 layers with few input taps, AVX-512
-// builds: ops/conv_packed) or "im2col".
+// through col2im), "direct" (forward and weight gradient of stride-1 layers with few input
+// taps, AVX-512 builds: ops/conv_packed) or "im2col".
 struct ConvMethods {
   const char* forward;
   const char* input_grad;

@@ -852,6 +852,67 @@ void direct_wgrad_pass_r(int R, float* vacc, int64_t ldv, const float* src, int6
 
 }  // namespace
 
+// out rows oh of R output channels (out: the first one's plane, planes P apart) for the V
+// 16-pixel vectors from ow0 (lanes past OW masked off in m): the sum over the C*KK taps in the
+// packed GEMM's k order (c, kh, kw), each an FMA of the broadcast weight with the padded image
+// row below shifted by kw, from zero; then + bias (+0 without one) and max(lo, .), as the packed
+// write-out does. The same operations in the same order as the packed path: the same bits.
+template <int R, int V>
+void direct_fwd_tile(float* out, int64_t P, int64_t OW, const float* xs, const Padded& pd,
+                     const float* w, int64_t CKK, const float* bias, __m512 lo,
+                     const ConvGeom& g, int64_t oh, int64_t ow0, const __mmask16* m) {
+  __m512 acc[R][V];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+  const int64_t KW = g.KW, KK = g.KK();
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      const float* row = xs + c * pd.plane + (oh + kh) * pd.Wp + ow0;
+      const float* wk = w + c * KK + kh * KW;
+      for (int64_t kw = 0; kw < KW; ++kw) {
+        __m512 xv[V];
+#pragma GCC unroll 2
+        for (int v = 0; v < V; ++v) xv[v] = _mm512_maskz_loadu_ps(m[v], row + kw + 16 * v);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; ++r) {
+          const __m512 wv = _mm512_set1_ps(wk[r * CKK + kw]);
+#pragma GCC unroll 2
+          for (int v = 0; v < V; ++v) acc[r][v] = _mm512_fmadd_ps(wv, xv[v], acc[r][v]);
+        }
+      }
+    }
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    const __m512 bv = _mm512_set1_ps(bias ? bias[r] : 0.f);
+#pragma GCC unroll 2
+    for (int v = 0; v < V; ++v)
+    {
+      // max(lo, .) with NaN passing (vmaxps returns its second operand then), written as the
+      // all-lanes masked form: GCC 12 warns about _mm512_max_ps's undefined source at -O2.
+      const __m512 t = _mm512_add_ps(acc[r][v], bv);
+      _mm512_mask_storeu_ps(out + r * P + oh * OW + ow0 + 16 * v, m[v],
+                            _mm512_mask_max_ps(t, __mmask16(0xFFFF), lo, t));
+    }
+  }
+}
+
+template <int V>
+void direct_fwd_tile_r(int R, float* out, int64_t P, int64_t OW, const float* xs,
+                       const Padded& pd, const float* w, int64_t CKK, const float* bias,
+                       __m512 lo, const ConvGeom& g, int64_t oh, int64_t ow0,
+                       const __mmask16* m) {
+  switch (R) {
+#define EMBER_DIRECT_R(RR)                                                                 \
+  case RR:                                                                                 \
+    return direct_fwd_tile<RR, V>(out, P, OW, xs, pd, w, CKK, bias, lo, g, oh, ow0, m);
+    EMBER_DIRECT_R(6) EMBER_DIRECT_R(5) EMBER_DIRECT_R(4) EMBER_DIRECT_R(3) EMBER_DIRECT_R(2)
+#undef EMBER_DIRECT_R
+    default: return direct_fwd_tile<1, V>(out, P, OW, xs, pd, w, CKK, bias, lo, g, oh, ow0, m);
+  }
+}
+
 bool conv_direct_wgrad_applies(const ConvGeom& g) {
   // Few input taps (a first layer on one-channel images, LeNet's 1 -> 6 at 5x5): the GEMM form's
   // transposed im2col gather then costs more than the FMAs. LeNet's 6 -> 16 layer (150 taps)
@@ -917,7 +978,57 @@ void conv_direct_weight_grad(float* dw, const float* src, const float* img, cons
   if (part) add_partials(dw, part, nchunks, WS, serial);
 }
 
+bool conv_direct_forward_applies(const ConvGeom& g) {
+  // LeNet's first layer (1 -> 6 at 5x5, 25 taps): its packed forward spends most of its time
+  // gathering 25 shifted copies of each pixel into panels for 6-row tiles.
+  return g.G == 1 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.OC <= 16 &&
+         g.C * g.KK() <= 32;
+}
+
+// out (N, OC, OH, OW) = conv(img) + bias, relu'd when asked, directly from padded sample blocks:
+// per output row, 32 pixels and up to 6 output channels at a time in registers
+// (direct_fwd_tile). Blocks of samples go to threads; every output's arithmetic is fixed.
+void conv_direct_forward(float* out, const float* img, const float* w, const float* bias,
+                         const ConvGeom& g, bool serial, bool relu) {
+  const int64_t P = g.OH * g.OW, HW = g.H * g.W, C = g.C, OC = g.OC, OW = g.OW;
+  const int64_t CKK = C * g.KK();
+  const Padded pd(g);
+  const __m512 lo = relu ? _mm512_setzero_ps() : _mm512_set1_ps(-INFINITY);
+  const int64_t nb = std::max<int64_t>(1, std::min<int64_t>(g.N, 8192 / pd.sample));
+  const int64_t nblk = (g.N + nb - 1) / nb;
+  run_tasks(nblk, 2 * nb * P * OC * CKK, serial, [&](int64_t blk) {
+    const int64_t n0 = blk * nb, nbk = std::min(nb, g.N - n0);
+    float* xp = buf_pad(static_cast<size_t>(nb * pd.sample));
+    pad_in(xp, img + n0 * C * HW, nbk, g, pd);
+    for (int64_t i = 0; i < nbk; ++i) {
+      const float* xs = xp + i * pd.sample;
+      float* os = out + (n0 + i) * OC * P;
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow0 = 0; ow0 < OW; ow0 += 32) {
+          const int64_t left = OW - ow0;
+          const __mmask16 m[2] = {
+              left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u),
+              left >= 32 ? __mmask16(0xFFFF)
+                         : left > 16 ? __mmask16((1u << (left - 16)) - 1u) : __mmask16(0)};
+          for (int64_t oc0 = 0; oc0 < OC; oc0 += 6) {
+            const int R = static_cast<int>(std::min<int64_t>(6, OC - oc0));
+            const float* b = bias ? bias + oc0 : nullptr;
+            if (left > 16)
+              direct_fwd_tile_r<2>(R, os + oc0 * P, P, OW, xs, pd, w + oc0 * CKK, CKK, b, lo, g,
+                                   oh, ow0, m);
+            else
+              direct_fwd_tile_r<1>(R, os + oc0 * P, P, OW, xs, pd, w + oc0 * CKK, CKK, b, lo, g,
+                                   oh, ow0, m);
+          }
+        }
+    }
+  });
+}
+
 #else   // AVX2 only: the packed path
+bool conv_direct_forward_applies(const ConvGeom&) { return false; }
+void conv_direct_forward(float*, const float*, const float*, const float*, const ConvGeom&, bool,
+                         bool) {}
 bool conv_direct_wgrad_applies(const ConvGeom&) { return false; }
 void conv_direct_weight_grad(float*, const float*, const float*, const ConvGeom&, bool) {}
 #endif  // __AVX512F__
@@ -930,6 +1041,9 @@ void conv_packed_side_from_image(float*, const float*, const float*, const float
 void conv_packed_image_from_side(float*, const float*, const float*, const float*,
                                  const ConvGeom&, int64_t, bool) {}
 void conv_packed_weight_grad(float*, const float*, const float*, const ConvGeom&, int64_t, bool) {}
+bool conv_direct_forward_applies(const ConvGeom&) { return false; }
+void conv_direct_forward(float*, const float*, const float*, const float*, const ConvGeom&, bool,
+                         bool) {}
 bool conv_direct_wgrad_applies(const ConvGeom&) { return false; }
 void conv_direct_weight_grad(float*, const float*, const float*, const ConvGeom&, bool) {}
 

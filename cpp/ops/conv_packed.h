@@ -48,7 +48,12 @@ void conv_packed_weight_grad(float* dw, const float* src, const float* img, cons
 // The weight gradient of stride-1 convolutions with few channels (LeNet's), computed directly
 // from output-gradient rows and padded image rows, with no im2col: an AVX-512 build only
 // (the packed path otherwise). Same contract as conv_packed_weight_grad.
+// The forward of such layers likewise (conv_direct_forward_applies): the same bits as
+// conv_packed_side_from_image, which it replaces for them.
 constexpr int64_t kDirectMaxKW = 7;
+bool conv_direct_forward_applies(const ConvGeom& g);
+void conv_direct_forward(float* out, const float* img, const float* w, const float* bias,
+                         const ConvGeom& g, bool serial, bool relu);
 bool conv_direct_wgrad_applies(const ConvGeom& g);
 void conv_direct_weight_grad(float* dw, const float* src, const float* img, const ConvGeom& g,
                              bool serial);

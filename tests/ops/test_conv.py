@@ -248,12 +248,13 @@ def test_row_virtual(xs, ws, kw):
         np.testing.assert_array_equal(a, b2)
 
 
-# ---- the direct weight gradient (ops/conv_packed, AVX-512 builds) ------------------------------
+# ---- the direct forward and weight gradient (ops/conv_packed, AVX-512 builds) ----------------
 # Stride-1 layers with at most 32 input taps (C * KH * KW) and at most 16 output channels take
-# their weight gradient straight from gradient rows and padded image rows, 16 pixels per vector
-# with the lanes past OW masked off. Cases: LeNet's first layer, OW below, at and just past one
-# vector, every KW from 1 to 7, 1 to 16 output channels (groups of 4 and each remainder), 'same'
-# padding, conv1d, batches that are not a whole number of blocks.
+# their forward and weight gradient straight from padded image rows (and gradient rows), 16
+# pixels per vector with the lanes past OW masked off. Cases: LeNet's first layer, OW below, at
+# and just past one vector and past two, every KW from 1 to 7, 1 to 16 output channels (groups
+# of 4 or 6 and each remainder), 'same' padding, conv1d, batches that are not a whole number of
+# blocks.
 DIRECT = [
     ((64, 1, 28, 28), (6, 1, 5, 5), dict(padding=2)),
     ((3, 1, 9, 9), (16, 1, 3, 3), dict(padding=1)),
@@ -318,6 +319,44 @@ def test_direct_weight_grad_conv1d_and_accumulation():
     tw = torch.tensor(w, requires_grad=True)
     TF.conv1d(torch.tensor(x), tw, padding=2).backward(torch.tensor(g))
     np.testing.assert_allclose(ew.grad.numpy(), 2 * tw.grad.numpy(), atol=1e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("xs,ws,kw", DIRECT)
+def test_direct_forward(xs, ws, kw):
+    # The direct forward does the packed GEMM's arithmetic in its order: its output channels
+    # must be bitwise those of the packed path, which a 17th output channel sends the layer to.
+    pad = kw.get("padding", 0)
+    from ember import _core
+    args = ([1], [0] if pad == "same" else list(pad) if isinstance(pad, tuple) else [pad], [1],
+            1, "same" if pad == "same" else "", 2)
+    m = _core.conv_methods(list(xs), list(ws), *args)
+    if m["forward"] != "direct":
+        pytest.skip(f"this build runs {m['forward']} here (the direct path needs AVX-512)")
+    big = (ws[0] + 17 - min(ws[0], 16),) + tuple(ws[1:])
+    assert _core.conv_methods(list(xs), list(big), *args)["forward"] == "packed"
+    x = R(*xs).astype(np.float32)
+    x[-1, 0, xs[2] // 2, 1] = np.inf
+    x[0, -1, 0, -1] = np.nan
+    wb, bb = R(*big).astype(np.float32), R(big[0]).astype(np.float32)
+    w, b = wb[:ws[0]], bb[:ws[0]]
+    packed = F.conv2d(em.tensor(x), wb, bb, **kw).numpy()[:, :ws[0]]
+    prev = em.get_num_threads()
+    try:
+        for nt in (1, 2):
+            em.set_num_threads(nt)
+            for bias in (b, None):
+                y = F.conv2d(em.tensor(x), w, bias, **kw).numpy()
+                ref = packed if bias is not None else \
+                    F.conv2d(em.tensor(x), wb, None, **kw).numpy()[:, :ws[0]]
+                np.testing.assert_array_equal(y, ref)
+            with em.no_grad():   # the ReLU fused into the write-out (nn.Sequential's Conv + ReLU)
+                seq = nn.Sequential(nn.Conv2d(ws[1], ws[0], ws[2:], **kw), nn.ReLU())
+                seq[0].weight.data, seq[0].bias.data = w, b
+                np.testing.assert_array_equal(seq(x).numpy(), F.relu(em.tensor(packed)).numpy())
+    finally:
+        em.set_num_threads(prev)
+    ty = TF.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), **kw).numpy()
+    np.testing.assert_allclose(packed, ty, atol=1e-4, rtol=1e-4)
 
 
 def test_row_virtual_transpose():
