@@ -289,6 +289,10 @@ void conv_side_from_image(T* out, const T* img, const T* w, const T* bias, const
       conv_direct_forward(out, img, w, bias, g, conv_serial(g), relu);
       return;
     }
+    if (use_packed(g) && conv_direct_oc_forward_applies(g)) {
+      conv_direct_oc_forward(out, img, w, bias, g, conv_serial(g), relu);
+      return;
+    }
     if (use_packed(g)) {
       conv_packed_side_from_image(out, img, w, bias, g, packed_nb(g), conv_serial(g), relu);
       return;
@@ -565,7 +569,8 @@ void conv_transpose2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
 ConvMethods conv2d_methods(const ConvGeom& g) {
   ConvMethods m;
   m.forward = winograd_applies(g)                                  ? "winograd"
-              : use_packed(g) && conv_direct_forward_applies(g) ? "direct"
+              : use_packed(g) && (conv_direct_forward_applies(g) ||
+                                  conv_direct_oc_forward_applies(g)) ? "direct"
               : use_packed(g)                                   ? "packed"
                                                                 : "im2col";
   ConvGeom a;

@@ -913,6 +913,49 @@ void direct_fwd_tile_r(int R, float* out, int64_t P, int64_t OW, const float* xs
   }
 }
 
+// Output channels along the lanes (9 to 16 of them: LeNet's 6 -> 16 layer, 150 taps): acc[r][p]
+// holds the 16 channels of pixel ow0 + p of output row oh + r, each tap one FMA of the tap's
+// 16 weights (Wt, tap-major, zero past OC) with the broadcast image value. k-blocks as the
+// packed path's (kb): each block's sum from zero, added to the running sum kept in T
+// ([r * NP + p][16]); T ends with the sums. The same operations in the same order as the packed
+// GEMM. Pixels past OW are computed from the row's slack and never stored. offs[k]: where tap k
+// (c, kh, kw) reads in a padded sample, relative to the output pixel.
+template <int RW, int NP>  // RW: 1 or 2
+void direct_fwd_oc_tile(float* T, const float* xs, const Padded& pd, const float* Wt,
+                        const int64_t* offs, int64_t CKK, const KBlocks& kb, int64_t oh,
+                        int64_t ow0) {
+  const float* x0 = xs + oh * pd.Wp + ow0;
+  for (int64_t pc = 0; pc < CKK; pc += kb.len) {
+    const int64_t pe = std::min(CKK, pc + kb.len);
+    __m512 acc[RW][NP];
+#pragma GCC unroll 2
+    for (int r = 0; r < RW; ++r)
+#pragma GCC unroll 12
+      for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_setzero_ps();
+    for (int64_t k = pc; k < pe; ++k) {
+      const float* row0 = x0 + offs[k];
+      const float* row1 = row0 + (RW > 1 ? pd.Wp : 0);
+      asm("" : "+r"(row1));  // its own base register, so that the 12 loads use displacements
+      const __m512 wv = _mm512_load_ps(Wt + k * 16);
+#pragma GCC unroll 12
+      for (int p = 0; p < NP; ++p)
+        acc[0][p] = _mm512_fmadd_ps(_mm512_set1_ps(row0[p]), wv, acc[0][p]);
+      if constexpr (RW > 1) {
+#pragma GCC unroll 12
+        for (int p = 0; p < NP; ++p)
+          acc[RW - 1][p] = _mm512_fmadd_ps(_mm512_set1_ps(row1[p]), wv, acc[RW - 1][p]);
+      }
+    }
+#pragma GCC unroll 2
+    for (int r = 0; r < RW; ++r)
+#pragma GCC unroll 12
+      for (int p = 0; p < NP; ++p) {
+        float* t = T + (r * NP + p) * 16;
+        _mm512_store_ps(t, pc == 0 ? acc[r][p] : _mm512_add_ps(_mm512_load_ps(t), acc[r][p]));
+      }
+  }
+}
+
 bool conv_direct_wgrad_applies(const ConvGeom& g) {
   // Few input taps (a first layer on one-channel images, LeNet's 1 -> 6 at 5x5): the GEMM form's
   // transposed im2col gather then costs more than the FMAs. LeNet's 6 -> 16 layer (150 taps)
@@ -1025,7 +1068,84 @@ void conv_direct_forward(float* out, const float* img, const float* w, const flo
   });
 }
 
+bool conv_direct_oc_forward_applies(const ConvGeom& g) {
+  // LeNet's 6 -> 16 layer at 5x5 on 14x14: 150 taps, 10-pixel rows. Its packed forward (pixel-
+  // major) gathers 150 shifted copies of each pixel into panels.
+  return g.G == 1 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.OC > 8 &&
+         g.OC <= 16 && g.C * g.KK() > 32 && g.OW <= 32;
+}
+
+// out (N, OC, OH, OW) with the output channels along the lanes (direct_fwd_oc_tile), two output
+// rows of up to 12 pixels at a time; bias and max(lo, .) on the channel vectors, then each
+// channel's pixels copied out. Blocks of samples go to threads.
+void conv_direct_oc_forward(float* out, const float* img, const float* w, const float* bias,
+                            const ConvGeom& g, bool serial, bool relu) {
+  const int64_t P = g.OH * g.OW, HW = g.H * g.W, C = g.C, OC = g.OC, OW = g.OW, OH = g.OH;
+  const int64_t CKK = C * g.KK();
+  const KBlocks kb(CKK, kKC);
+  const Padded pd(g);
+  const __m512 lo = relu ? _mm512_setzero_ps() : _mm512_set1_ps(-INFINITY);
+  // weights tap-major, 16 channels per tap (zero past OC); bias likewise
+  float* Wt = buf_shared(static_cast<size_t>(CKK * 16 + 16));
+  std::fill(Wt, Wt + CKK * 16 + 16, 0.f);
+  for (int64_t oc = 0; oc < OC; ++oc) {
+    for (int64_t k = 0; k < CKK; ++k) Wt[k * 16 + oc] = w[oc * CKK + k];
+    if (bias) Wt[CKK * 16 + oc] = bias[oc];
+  }
+  const __m512 bv = _mm512_load_ps(Wt + CKK * 16);  // +0 without a bias, as the packed path
+  std::vector<int64_t> offs(static_cast<size_t>(CKK));
+  for (int64_t k = 0; k < CKK; ++k) {
+    const int64_t c = k / g.KK(), kh = k % g.KK() / g.KW, kw = k % g.KW;
+    offs[static_cast<size_t>(k)] = c * pd.plane + kh * pd.Wp + kw;
+  }
+  const int64_t nb = std::max<int64_t>(1, std::min<int64_t>(g.N, 8192 / pd.sample));
+  const int64_t nblk = (g.N + nb - 1) / nb;
+  run_tasks(nblk, 2 * nb * P * OC * CKK, serial, [&](int64_t blk) {
+    const int64_t n0 = blk * nb, nbk = std::min(nb, g.N - n0);
+    // slack: the last chunk's pixels past OW read up to 11 floats past a row
+    float* xp = buf_pad(static_cast<size_t>(nb * pd.sample + kSlack));
+    float* T = buf_c(static_cast<size_t>(2 * 12 * 16));
+    pad_in(xp, img + n0 * C * HW, nbk, g, pd);
+    for (int64_t i = 0; i < nbk; ++i) {
+      const float* xs = xp + i * pd.sample;
+      float* os = out + (n0 + i) * OC * P;
+      for (int64_t oh = 0; oh < OH; oh += 2) {
+        const int rw = OH - oh >= 2 ? 2 : 1;
+        for (int64_t ow0 = 0; ow0 < OW; ow0 += 12) {
+          const int64_t np = std::min<int64_t>(12, OW - ow0);
+          const int npx = np > 8 ? 12 : np > 4 ? 8 : 4;
+#define EMBER_OC_TILE(RW, NP) \
+  direct_fwd_oc_tile<RW, NP>(T, xs, pd, Wt, offs.data(), CKK, kb, oh, ow0)
+          if (rw == 2) {
+            if (npx == 12) EMBER_OC_TILE(2, 12);
+            else if (npx == 8) EMBER_OC_TILE(2, 8);
+            else EMBER_OC_TILE(2, 4);
+          } else {
+            if (npx == 12) EMBER_OC_TILE(1, 12);
+            else if (npx == 8) EMBER_OC_TILE(1, 8);
+            else EMBER_OC_TILE(1, 4);
+          }
+#undef EMBER_OC_TILE
+          for (int r = 0; r < rw; ++r) {
+            for (int64_t p = 0; p < np; ++p) {
+              float* t = T + (r * npx + p) * 16;
+              const __m512 v = _mm512_add_ps(_mm512_load_ps(t), bv);
+              _mm512_store_ps(t, _mm512_mask_max_ps(v, __mmask16(0xFFFF), lo, v));
+            }
+            float* orow = os + (oh + r) * OW + ow0;
+            for (int64_t oc = 0; oc < OC; ++oc)
+              for (int64_t p = 0; p < np; ++p) orow[oc * P + p] = T[(r * npx + p) * 16 + oc];
+          }
+        }
+      }
+    }
+  });
+}
+
 #else   // AVX2 only: the packed path
+bool conv_direct_oc_forward_applies(const ConvGeom&) { return false; }
+void conv_direct_oc_forward(float*, const float*, const float*, const float*, const ConvGeom&,
+                            bool, bool) {}
 bool conv_direct_forward_applies(const ConvGeom&) { return false; }
 void conv_direct_forward(float*, const float*, const float*, const float*, const ConvGeom&, bool,
                          bool) {}
@@ -1041,6 +1161,9 @@ void conv_packed_side_from_image(float*, const float*, const float*, const float
 void conv_packed_image_from_side(float*, const float*, const float*, const float*,
                                  const ConvGeom&, int64_t, bool) {}
 void conv_packed_weight_grad(float*, const float*, const float*, const ConvGeom&, int64_t, bool) {}
+bool conv_direct_oc_forward_applies(const ConvGeom&) { return false; }
+void conv_direct_oc_forward(float*, const float*, const float*, const float*, const ConvGeom&,
+                            bool, bool) {}
 bool conv_direct_forward_applies(const ConvGeom&) { return false; }
 void conv_direct_forward(float*, const float*, const float*, const float*, const ConvGeom&, bool,
                          bool) {}

@@ -54,6 +54,11 @@ constexpr int64_t kDirectMaxKW = 7;
 bool conv_direct_forward_applies(const ConvGeom& g);
 void conv_direct_forward(float* out, const float* img, const float* w, const float* bias,
                          const ConvGeom& g, bool serial, bool relu);
+// ... and with 9 to 16 output channels and more taps (LeNet's second layer), the channels along
+// the vector lanes; also the packed path's bits.
+bool conv_direct_oc_forward_applies(const ConvGeom& g);
+void conv_direct_oc_forward(float* out, const float* img, const float* w, const float* bias,
+                            const ConvGeom& g, bool serial, bool relu);
 bool conv_direct_wgrad_applies(const ConvGeom& g);
 void conv_direct_weight_grad(float* dw, const float* src, const float* img, const ConvGeom& g,
                              bool serial);
