@@ -436,6 +436,10 @@ void weight_grad(T* dw, const T* src, const T* img, const ConvGeom& g) {
       conv_direct_weight_grad(dw, src, img, g, conv_serial(g));
       return;
     }
+    if (use_packed(g) && conv_direct_oc_wgrad_applies(g)) {
+      conv_direct_oc_weight_grad(dw, src, img, g, conv_serial(g));
+      return;
+    }
     if (use_packed(g)) {
       conv_packed_weight_grad(dw, src, img, g, packed_nb(g), conv_serial(g));
       return;
@@ -579,7 +583,8 @@ ConvMethods conv2d_methods(const ConvGeom& g) {
   else if (use_packed(g)) m.input_grad = flippable && packed_flip_wins(g) ? "packed" : "packed-scatter";
   else m.input_grad = "im2col";
   m.weight_grad = winograd_applies(g)                             ? "winograd"
-                  : use_packed(g) && conv_direct_wgrad_applies(g) ? "direct"
+                  : use_packed(g) && (conv_direct_wgrad_applies(g) ||
+                                      conv_direct_oc_wgrad_applies(g)) ? "direct"
                   : use_packed(g)                                 ? "packed"
                                                                   : "im2col";
   return m;

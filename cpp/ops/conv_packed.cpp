@@ -956,6 +956,54 @@ void direct_fwd_oc_tile(float* T, const float* xs, const Padded& pd, const float
   }
 }
 
+// acc[h][kw] (the 16-channel sums of taps (c, kh0 + h, kw), [(h * KW + kw)][16] in acc_io) +=
+// over every pixel of the nbk samples, in order, the pixel's 16-channel gradient vector (dyT,
+// pixel-major, zero past OC) times the broadcast padded image value under the tap: NKH * KW
+// FMAs per gradient load, the sums in registers through the pass.
+template <int NKH, int KW>
+void direct_wgrad_oc_pass(float* acc_io, const float* dyT, const float* xp, const Padded& pd,
+                          int64_t nbk, int64_t c, int64_t kh0, int64_t OH, int64_t OW) {
+  __m512 acc[NKH][KW];
+#pragma GCC unroll 7
+  for (int h = 0; h < NKH; ++h)
+#pragma GCC unroll 7
+    for (int kw = 0; kw < KW; ++kw) acc[h][kw] = _mm512_load_ps(acc_io + (h * KW + kw) * 16);
+  for (int64_t i = 0; i < nbk; ++i)
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const float* rows[NKH];
+#pragma GCC unroll 7
+      for (int h = 0; h < NKH; ++h) {
+        rows[h] = xp + i * pd.sample + c * pd.plane + (oh + kh0 + h) * pd.Wp;
+        asm("" : "+r"(rows[h]));  // a base register per row: the taps are displacements
+      }
+      const float* d = dyT + (i * OH + oh) * OW * 16;
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const __m512 dv = _mm512_load_ps(d + ow * 16);
+#pragma GCC unroll 7
+        for (int h = 0; h < NKH; ++h)
+#pragma GCC unroll 7
+          for (int kw = 0; kw < KW; ++kw)
+            acc[h][kw] = _mm512_fmadd_ps(_mm512_set1_ps(rows[h][ow + kw]), dv, acc[h][kw]);
+      }
+    }
+#pragma GCC unroll 7
+  for (int h = 0; h < NKH; ++h)
+#pragma GCC unroll 7
+    for (int kw = 0; kw < KW; ++kw) _mm512_store_ps(acc_io + (h * KW + kw) * 16, acc[h][kw]);
+}
+
+// The passes of one channel c: groups of kernel rows whose sums fit in registers (<= 28).
+template <int KW>
+void direct_wgrad_oc_channel(float* acc_c, const float* dyT, const float* xp, const Padded& pd,
+                             int64_t nbk, int64_t c, int64_t KH, int64_t OH, int64_t OW) {
+  constexpr int kRows = 28 / KW;
+  int64_t kh = 0;
+  for (; kh + kRows <= KH; kh += kRows)
+    direct_wgrad_oc_pass<kRows, KW>(acc_c + kh * KW * 16, dyT, xp, pd, nbk, c, kh, OH, OW);
+  for (; kh < KH; ++kh)
+    direct_wgrad_oc_pass<1, KW>(acc_c + kh * KW * 16, dyT, xp, pd, nbk, c, kh, OH, OW);
+}
+
 bool conv_direct_wgrad_applies(const ConvGeom& g) {
   // Few input taps (a first layer on one-channel images, LeNet's 1 -> 6 at 5x5): the GEMM form's
   // transposed im2col gather then costs more than the FMAs. LeNet's 6 -> 16 layer (150 taps)
@@ -1142,7 +1190,71 @@ void conv_direct_oc_forward(float* out, const float* img, const float* w, const 
   });
 }
 
+bool conv_direct_oc_wgrad_applies(const ConvGeom& g) {
+  return conv_direct_oc_forward_applies(g) && g.KW <= kDirectMaxKW;
+}
+
+// dw (OC, C*KK) += sum over samples of dy (OC, P) times the padded image under each tap, with
+// the output channels along the lanes: per sample block, the gradient turned pixel-major
+// (dyT[n][p][16]) and each channel's taps in register passes (direct_wgrad_oc_pass) over all
+// the block's pixels into 16-lane sums that live through the chunk. Chunks of sample blocks are
+// fixed by the shape and their partials added in order: the same bits at any thread count.
+void conv_direct_oc_weight_grad(float* dw, const float* src, const float* img,
+                                const ConvGeom& g, bool serial) {
+  const int64_t P = g.OH * g.OW, HW = g.H * g.W, C = g.C, OC = g.OC, KK = g.KK();
+  const int64_t CKK = C * KK, WS = OC * CKK;
+  const Padded pd(g);
+  // samples per block: their pixel-major gradient and padded images (~48 KiB) stay in L1/L2
+  // across the block's C * ceil(KH / rows per pass) passes
+  const int64_t nb = std::max<int64_t>(1, std::min<int64_t>(g.N, 12288 / (pd.sample + 16 * P)));
+  const int64_t nblk = (g.N + nb - 1) / nb;
+  constexpr int64_t kChunks = 16;
+  const int64_t nchunks = std::min(nblk, kChunks);
+  float* part = nchunks > 1 ? buf_partial(static_cast<size_t>(nchunks * WS)) : nullptr;
+  const int64_t chunk_cost = 2 * ((nblk + nchunks - 1) / nchunks) * nb * P * OC * CKK;
+  run_tasks(nchunks, chunk_cost, serial, [&](int64_t ch) {
+    const int64_t b0 = ch * nblk / nchunks, b1 = (ch + 1) * nblk / nchunks;
+    float* acc = buf_c(static_cast<size_t>(16 * CKK));
+    std::fill(acc, acc + 16 * CKK, 0.f);
+    float* xp = buf_pad(static_cast<size_t>(nb * pd.sample));
+    float* dyT = buf_b(static_cast<size_t>(nb * P * 16));
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t n0 = blk * nb, nbk = std::min(nb, g.N - n0);
+      pad_in(xp, img + n0 * C * HW, nbk, g, pd);
+      std::fill(dyT, dyT + nbk * P * 16, 0.f);
+      for (int64_t i = 0; i < nbk; ++i)
+        for (int64_t oc = 0; oc < OC; ++oc) {
+          const float* s = src + ((n0 + i) * OC + oc) * P;
+          float* d = dyT + i * P * 16 + oc;
+          for (int64_t q = 0; q < P; ++q) d[q * 16] = s[q];
+        }
+      for (int64_t c = 0; c < C; ++c) {
+        float* ac = acc + c * KK * 16;
+        switch (g.KW) {
+#define EMBER_OC_KW(S)                                                                 \
+  case S:                                                                              \
+    direct_wgrad_oc_channel<S>(ac, dyT, xp, pd, nbk, c, g.KH, g.OH, g.OW);            \
+    break;
+          EMBER_OC_KW(1) EMBER_OC_KW(2) EMBER_OC_KW(3) EMBER_OC_KW(4) EMBER_OC_KW(5)
+          EMBER_OC_KW(6) EMBER_OC_KW(7)
+#undef EMBER_OC_KW
+        }
+      }
+    }
+    // channel-major out of the tap-major sums, into this chunk's partial (or dw when alone)
+    float* out = part ? part + ch * WS : dw;
+    for (int64_t oc = 0; oc < OC; ++oc)
+      for (int64_t k = 0; k < CKK; ++k) {
+        const float v = acc[k * 16 + oc];
+        out[oc * CKK + k] = part ? v : out[oc * CKK + k] + v;
+      }
+  });
+  if (part) add_partials(dw, part, nchunks, WS, serial);
+}
+
 #else   // AVX2 only: the packed path
+bool conv_direct_oc_wgrad_applies(const ConvGeom&) { return false; }
+void conv_direct_oc_weight_grad(float*, const float*, const float*, const ConvGeom&, bool) {}
 bool conv_direct_oc_forward_applies(const ConvGeom&) { return false; }
 void conv_direct_oc_forward(float*, const float*, const float*, const float*, const ConvGeom&,
                             bool, bool) {}
@@ -1161,6 +1273,8 @@ void conv_packed_side_from_image(float*, const float*, const float*, const float
 void conv_packed_image_from_side(float*, const float*, const float*, const float*,
                                  const ConvGeom&, int64_t, bool) {}
 void conv_packed_weight_grad(float*, const float*, const float*, const ConvGeom&, int64_t, bool) {}
+bool conv_direct_oc_wgrad_applies(const ConvGeom&) { return false; }
+void conv_direct_oc_weight_grad(float*, const float*, const float*, const ConvGeom&, bool) {}
 bool conv_direct_oc_forward_applies(const ConvGeom&) { return false; }
 void conv_direct_oc_forward(float*, const float*, const float*, const float*, const ConvGeom&,
                             bool, bool) {}

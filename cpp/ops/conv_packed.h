@@ -59,6 +59,11 @@ void conv_direct_forward(float* out, const float* img, const float* w, const flo
 bool conv_direct_oc_forward_applies(const ConvGeom& g);
 void conv_direct_oc_forward(float* out, const float* img, const float* w, const float* bias,
                             const ConvGeom& g, bool serial, bool relu);
+// Their weight gradient with the channels along the lanes (KW <= kDirectMaxKW); the contract of
+// conv_packed_weight_grad.
+bool conv_direct_oc_wgrad_applies(const ConvGeom& g);
+void conv_direct_oc_weight_grad(float* dw, const float* src, const float* img,
+                                const ConvGeom& g, bool serial);
 bool conv_direct_wgrad_applies(const ConvGeom& g);
 void conv_direct_weight_grad(float* dw, const float* src, const float* img, const ConvGeom& g,
                              bool serial);

@@ -266,7 +266,21 @@ DIRECT = [
 ]
 
 
-@pytest.mark.parametrize("xs,ws,kw", DIRECT)
+# Layers with 9 to 16 output channels, more than 32 taps and rows of at most 32 pixels run the
+# forward and the weight gradient with the output channels along the lanes: LeNet's second
+# layer, two k-blocks (300 taps), odd output heights, row chunks of 12 / 8 / 4 pixels, 'same'
+# padding, one output row, kernel heights that are not a whole number of register passes.
+DIRECT_OC = [
+    ((64, 6, 14, 14), (16, 6, 5, 5), dict()),
+    ((3, 12, 9, 30), (9, 12, 5, 5), dict(padding=2)),
+    ((2, 4, 7, 5), (13, 4, 3, 3), dict()),
+    ((5, 3, 6, 12), (16, 3, 4, 4), dict(padding="same")),
+    ((2, 8, 1, 21), (10, 8, 1, 5), dict()),
+    ((2, 2, 10, 12), (12, 2, 6, 7), dict(padding=1)),
+]
+
+
+@pytest.mark.parametrize("xs,ws,kw", DIRECT + DIRECT_OC)
 def test_direct_weight_grad(xs, ws, kw):
     pad = kw.get("padding", 0)
     from ember import _core
@@ -319,18 +333,6 @@ def test_direct_weight_grad_conv1d_and_accumulation():
     tw = torch.tensor(w, requires_grad=True)
     TF.conv1d(torch.tensor(x), tw, padding=2).backward(torch.tensor(g))
     np.testing.assert_allclose(ew.grad.numpy(), 2 * tw.grad.numpy(), atol=1e-3, rtol=1e-4)
-
-
-# Layers with 9 to 16 output channels, more than 32 taps and rows of at most 32 pixels run the
-# forward with the output channels along the lanes: LeNet's second layer, two k-blocks (300
-# taps), odd output heights, row chunks of 12 / 8 / 4 pixels, 'same' padding, one output row.
-DIRECT_OC = [
-    ((64, 6, 14, 14), (16, 6, 5, 5), dict()),
-    ((3, 12, 9, 30), (9, 12, 5, 5), dict(padding=2)),
-    ((2, 4, 7, 5), (13, 4, 3, 3), dict()),
-    ((5, 3, 6, 12), (16, 3, 4, 4), dict(padding="same")),
-    ((2, 8, 1, 21), (10, 8, 1, 5), dict()),
-]
 
 
 @pytest.mark.parametrize("xs,ws,kw", DIRECT + DIRECT_OC)
