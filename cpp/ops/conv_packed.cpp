@@ -296,6 +296,26 @@ void add_partials(float* dw, const float* part, int64_t nchunks, int64_t WS, boo
   });
 }
 
+// The fixed-order reduction of the direct weight gradients: sample blocks of nb samples cut
+// into at most 16 chunks of consecutive blocks (by the shape only); chunk(b0, b1, emit) sums
+// blocks [b0, b1) and hands each weight element's sum to emit(e, v), which stores it in the
+// chunk's partial (or adds it to dw when there is one chunk); the partials are then added to dw
+// in chunk order. block_flops: the work of one block, for the threading threshold.
+template <class F>
+void direct_wgrad_chunks(float* dw, int64_t N, int64_t nb, int64_t WS, int64_t block_flops,
+                         bool serial, F&& chunk) {
+  const int64_t nblk = (N + nb - 1) / nb;
+  constexpr int64_t kChunks = 16;
+  const int64_t nchunks = std::min(nblk, kChunks);
+  float* part = nchunks > 1 ? buf_partial(static_cast<size_t>(nchunks * WS)) : nullptr;
+  run_tasks(nchunks, (nblk + nchunks - 1) / nchunks * block_flops, serial, [&](int64_t ch) {
+    float* out = part ? part + ch * WS : dw;
+    chunk(ch * nblk / nchunks, (ch + 1) * nblk / nchunks,
+          [&](int64_t e, float v) { out[e] = part ? v : out[e] + v; });
+  });
+  if (part) add_partials(dw, part, nchunks, WS, serial);
+}
+
 }  // namespace
 
 bool conv_packed_available() { return true; }
@@ -1026,13 +1046,8 @@ void conv_direct_weight_grad(float* dw, const float* src, const float* img, cons
   // samples per block: the block's padded images and gradient rows (~32 KiB) stay in L1/L2
   // across the C * KH * ceil(OC / 4) passes over them
   const int64_t nb = std::max<int64_t>(1, std::min<int64_t>(g.N, 8192 / (pd.sample + OC * P)));
-  const int64_t nblk = (g.N + nb - 1) / nb;
-  constexpr int64_t kChunks = 16;
-  const int64_t nchunks = std::min(nblk, kChunks);
-  float* part = nchunks > 1 ? buf_partial(static_cast<size_t>(nchunks * WS)) : nullptr;
-  const int64_t chunk_cost = 2 * ((nblk + nchunks - 1) / nchunks) * nb * P * OC * CKK;
-  run_tasks(nchunks, chunk_cost, serial, [&](int64_t ch) {
-    const int64_t b0 = ch * nblk / nchunks, b1 = (ch + 1) * nblk / nchunks;
+  direct_wgrad_chunks(dw, g.N, nb, WS, 2 * nb * P * OC * CKK, serial, [&](int64_t b0, int64_t b1,
+                                                                          auto&& emit) {
     float* vacc = buf_c(static_cast<size_t>(16 * WS));
     std::fill(vacc, vacc + 16 * WS, 0.f);
     float* xp = buf_pad(static_cast<size_t>(nb * pd.sample));
@@ -1057,16 +1072,14 @@ void conv_direct_weight_grad(float* dw, const float* src, const float* img, cons
             }
           }
     }
-    // lanes summed pairwise, halves first; into this chunk's partial (or dw when there is one)
-    float* out = part ? part + ch * WS : dw;
+    // lanes summed pairwise, halves first
     for (int64_t e = 0; e < WS; ++e) {
       float* t = vacc + e * 16;
       for (int w = 8; w > 0; w /= 2)
         for (int i = 0; i < w; ++i) t[i] += t[i + w];
-      out[e] = part ? t[0] : out[e] + t[0];
+      emit(e, t[0]);
     }
   });
-  if (part) add_partials(dw, part, nchunks, WS, serial);
 }
 
 bool conv_direct_forward_applies(const ConvGeom& g) {
@@ -1207,13 +1220,8 @@ void conv_direct_oc_weight_grad(float* dw, const float* src, const float* img,
   // samples per block: their pixel-major gradient and padded images (~48 KiB) stay in L1/L2
   // across the block's C * ceil(KH / rows per pass) passes
   const int64_t nb = std::max<int64_t>(1, std::min<int64_t>(g.N, 12288 / (pd.sample + 16 * P)));
-  const int64_t nblk = (g.N + nb - 1) / nb;
-  constexpr int64_t kChunks = 16;
-  const int64_t nchunks = std::min(nblk, kChunks);
-  float* part = nchunks > 1 ? buf_partial(static_cast<size_t>(nchunks * WS)) : nullptr;
-  const int64_t chunk_cost = 2 * ((nblk + nchunks - 1) / nchunks) * nb * P * OC * CKK;
-  run_tasks(nchunks, chunk_cost, serial, [&](int64_t ch) {
-    const int64_t b0 = ch * nblk / nchunks, b1 = (ch + 1) * nblk / nchunks;
+  direct_wgrad_chunks(dw, g.N, nb, WS, 2 * nb * P * OC * CKK, serial, [&](int64_t b0, int64_t b1,
+                                                                          auto&& emit) {
     float* acc = buf_c(static_cast<size_t>(16 * CKK));
     std::fill(acc, acc + 16 * CKK, 0.f);
     float* xp = buf_pad(static_cast<size_t>(nb * pd.sample));
@@ -1241,15 +1249,10 @@ void conv_direct_oc_weight_grad(float* dw, const float* src, const float* img,
         }
       }
     }
-    // channel-major out of the tap-major sums, into this chunk's partial (or dw when alone)
-    float* out = part ? part + ch * WS : dw;
+    // channel-major out of the tap-major sums
     for (int64_t oc = 0; oc < OC; ++oc)
-      for (int64_t k = 0; k < CKK; ++k) {
-        const float v = acc[k * 16 + oc];
-        out[oc * CKK + k] = part ? v : out[oc * CKK + k] + v;
-      }
+      for (int64_t k = 0; k < CKK; ++k) emit(oc * CKK + k, acc[k * 16 + oc]);
   });
-  if (part) add_partials(dw, part, nchunks, WS, serial);
 }
 
 #else   // AVX2 only: the packed path
