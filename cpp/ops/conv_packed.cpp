@@ -1255,17 +1255,6 @@ void conv_direct_oc_weight_grad(float* dw, const float* src, const float* img,
   });
 }
 
-#else   // AVX2 only: the packed path
-bool conv_direct_oc_wgrad_applies(const ConvGeom&) { return false; }
-void conv_direct_oc_weight_grad(float*, const float*, const float*, const ConvGeom&, bool) {}
-bool conv_direct_oc_forward_applies(const ConvGeom&) { return false; }
-void conv_direct_oc_forward(float*, const float*, const float*, const float*, const ConvGeom&,
-                            bool, bool) {}
-bool conv_direct_forward_applies(const ConvGeom&) { return false; }
-void conv_direct_forward(float*, const float*, const float*, const float*, const ConvGeom&, bool,
-                         bool) {}
-bool conv_direct_wgrad_applies(const ConvGeom&) { return false; }
-void conv_direct_weight_grad(float*, const float*, const float*, const ConvGeom&, bool) {}
 #endif  // __AVX512F__
 
 #else  // no AVX2/FMA: ops/conv.cpp uses im2col + GEMM
@@ -1276,6 +1265,11 @@ void conv_packed_side_from_image(float*, const float*, const float*, const float
 void conv_packed_image_from_side(float*, const float*, const float*, const float*,
                                  const ConvGeom&, int64_t, bool) {}
 void conv_packed_weight_grad(float*, const float*, const float*, const ConvGeom&, int64_t, bool) {}
+
+#endif
+
+#if !(defined(EMBER_GEMM_KERNEL) && defined(__AVX512F__))
+// The direct paths are AVX-512 only; elsewhere the packed (or im2col) paths run.
 bool conv_direct_oc_wgrad_applies(const ConvGeom&) { return false; }
 void conv_direct_oc_weight_grad(float*, const float*, const float*, const ConvGeom&, bool) {}
 bool conv_direct_oc_forward_applies(const ConvGeom&) { return false; }
@@ -1286,7 +1280,6 @@ void conv_direct_forward(float*, const float*, const float*, const float*, const
                          bool) {}
 bool conv_direct_wgrad_applies(const ConvGeom&) { return false; }
 void conv_direct_weight_grad(float*, const float*, const float*, const ConvGeom&, bool) {}
-
 #endif
 
 }  // namespace ember
