@@ -15,6 +15,20 @@ def _unfused(seq, x):
     return x
 
 
+def _run_both(seq, xa, g, dtype):
+    """[output, input grad, parameter grads] from seq's own forward and from its modules one by
+    one (the reference)."""
+    outs = []
+    for run in (seq.forward, lambda x: _unfused(seq, x)):
+        seq.zero_grad()
+        x = em.tensor(xa, dtype=dtype, requires_grad=True)
+        y = run(x)
+        y.backward(g)
+        outs.append([y.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in seq.parameters()
+                                                   if p.requires_grad])
+    return outs
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch", [1, 7, 64])   # M = 1 and small M run on Eigen, 64 packed
 def test_fused_matches_the_two_modules_bitwise(dtype, batch):
@@ -27,13 +41,7 @@ def test_fused_matches_the_two_modules_bitwise(dtype, batch):
     xa = rng.standard_normal((batch, 33)).astype(dtype)
     xa[0, :3] = np.nan                      # NaN must pass through the fused ReLU as through F.relu
     g = rng.standard_normal((batch, 5)).astype(dtype)
-    outs = []
-    for run in (seq.forward, lambda x: _unfused(seq, x)):
-        seq.zero_grad()
-        x = em.tensor(xa, dtype=dtype, requires_grad=True)
-        y = run(x)
-        y.backward(g)
-        outs.append([y.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in seq.parameters()])
+    outs = _run_both(seq, xa, g, dtype)
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
 
@@ -89,13 +97,7 @@ def test_conv_relu_fused_matches_the_two_modules_bitwise(dtype, oc):
     xa = rng.standard_normal((5, 3, 11, 12)).astype(dtype)
     xa[0, 0, 4, 4] = np.nan
     g = rng.standard_normal((5, 3)).astype(dtype)
-    outs = []
-    for run in (seq.forward, lambda x: _unfused(seq, x)):
-        seq.zero_grad()
-        x = em.tensor(xa, dtype=dtype, requires_grad=True)
-        y = run(x)
-        y.backward(g)
-        outs.append([y.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in seq.parameters()])
+    outs = _run_both(seq, xa, g, dtype)
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
 
@@ -124,18 +126,6 @@ def test_conv_relu_output_is_relu_of_conv(oc, width):
 
 
 # ---- Conv + ReLU + MaxPool: one graph node, the ReLU's backward inside the pool's ------------
-
-def _run_both(seq, xa, g, dtype):
-    outs = []
-    for run in (seq.forward, lambda x: _unfused(seq, x)):
-        seq.zero_grad()
-        x = em.tensor(xa, dtype=dtype, requires_grad=True)
-        y = run(x)
-        y.backward(g)
-        outs.append([y.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in seq.parameters()
-                                                   if p.requires_grad])
-    return outs
-
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("pool", [
