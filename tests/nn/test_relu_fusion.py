@@ -1,6 +1,7 @@
 """nn.Sequential runs a Linear / Conv1d / Conv2d followed by a ReLU as one fused call (the ReLU is
-the GEMM's epilogue, or part of the convolution's write-out). It must give exactly what the two
-modules give, forward and backward."""
+the GEMM's epilogue, or part of the convolution's write-out), and a Conv + ReLU + MaxPool triple
+as one graph node. It must give exactly what the modules give one by one, forward and
+backward."""
 import numpy as np
 import pytest
 
