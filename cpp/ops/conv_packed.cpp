@@ -907,8 +907,7 @@ void direct_fwd_tile(float* out, int64_t P, int64_t OW, const float* xs, const P
   for (int r = 0; r < R; ++r) {
     const __m512 bv = _mm512_set1_ps(bias ? bias[r] : 0.f);
 #pragma GCC unroll 2
-    for (int v = 0; v < V; ++v)
-    {
+    for (int v = 0; v < V; ++v) {
       // max(lo, .) with NaN passing (vmaxps returns its second operand then), written as the
       // all-lanes masked form: GCC 12 warns about _mm512_max_ps's undefined source at -O2.
       const __m512 t = _mm512_add_ps(acc[r][v], bv);
@@ -1163,7 +1162,7 @@ void conv_direct_oc_forward(float* out, const float* img, const float* w, const 
   const int64_t nblk = (g.N + nb - 1) / nb;
   run_tasks(nblk, 2 * nb * P * OC * CKK, serial, [&](int64_t blk) {
     const int64_t n0 = blk * nb, nbk = std::min(nb, g.N - n0);
-    // slack: the last chunk's pixels past OW read up to 11 floats past a row
+    // slack: a row chunk rounded up to 4/8/12 pixels reads up to 3 floats past a row
     float* xp = buf_pad(static_cast<size_t>(nb * pd.sample + kSlack));
     float* T = buf_c(static_cast<size_t>(2 * 12 * 16));
     pad_in(xp, img + n0 * C * HW, nbk, g, pd);
@@ -1229,7 +1228,7 @@ void conv_direct_oc_weight_grad(float* dw, const float* src, const float* img,
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t n0 = blk * nb, nbk = std::min(nb, g.N - n0);
       pad_in(xp, img + n0 * C * HW, nbk, g, pd);
-      std::fill(dyT, dyT + nbk * P * 16, 0.f);
+      if (OC < 16) std::fill(dyT, dyT + nbk * P * 16, 0.f);  // the lanes past OC
       for (int64_t i = 0; i < nbk; ++i)
         for (int64_t oc = 0; oc < OC; ++oc) {
           const float* s = src + ((n0 + i) * OC + oc) * P;
