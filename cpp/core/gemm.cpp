@@ -123,10 +123,55 @@ struct WholeK {
 
 // All of op(B) (K x N) into Bp: k-block q (at pc = q * kcb) at Bp + pc * npanels * kNR, panel p
 // at + p * kNR * kc. Threaded over (k-block, panel).
+// Row-major (non-transposed) B is packed by blocks of kRowsB rows across all the panels:
+// panel by panel, each packed a kc-row column strip at a time, the source reads hop to a new
+// row (often a new page) every 64 bytes, where neither the L2 streamer nor the TLB keeps up.
+// With 16 rows per block the 16 source rows are each read front to back (16 streams) and each
+// panel gets 16 rows (1 KiB) at a time. Same packed bytes. Same-process A/B (gemm_ab) against
+// panel by panel: 256x1024x1024 1.08-1.10x at one thread, 1.09-1.24x at two (8 and 32 rows
+// measured 1.06 and 1.05).
+constexpr int64_t kRowsB = 16;
+
+// Rows [r0, r1) of the k-block at k0 (kc rows) of a row-major B (ld ldb), columns [j0, j0 + nc),
+// into that block's panels (panel p at Bp + p * kNR * kc; zero columns past nc).
+inline void pack_b_rows(float* Bp, const float* B, int64_t ldb, int64_t k0, int64_t kc,
+                        int64_t r0, int64_t r1, int64_t j0, int64_t nc) {
+  const int64_t full = nc / kNR;
+  for (int64_t p = 0; p < full; ++p) {
+    float* d = Bp + p * kNR * kc;
+    const float* s = B + k0 * ldb + j0 + p * kNR;
+    for (int64_t r = r0; r < r1; ++r) {
+      _mm256_store_ps(d + r * kNR, _mm256_loadu_ps(s + r * ldb));
+      _mm256_store_ps(d + r * kNR + 8, _mm256_loadu_ps(s + r * ldb + 8));
+    }
+  }
+  if (full * kNR < nc) {
+    const int64_t rem = nc - full * kNR;
+    float* d = Bp + full * kNR * kc;
+    const float* s = B + k0 * ldb + j0 + full * kNR;
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t j = 0; j < rem; ++j) d[r * kNR + j] = s[r * ldb + j];
+      for (int64_t j = rem; j < kNR; ++j) d[r * kNR + j] = 0.f;
+    }
+  }
+}
+
 template <bool TB>
 void pack_b_whole(float* Bp, const float* B, int64_t N, int64_t K, int64_t kcb) {
   const int64_t sbk = TB ? 1 : N, sbn = TB ? K : 1;
   const int64_t nkb = (K + kcb - 1) / kcb, npanels = (N + kNR - 1) / kNR;
+  if constexpr (!TB) {
+    // Threaded over (k-block, block of kRowsB rows).
+    const int64_t nrb = (kcb + kRowsB - 1) / kRowsB;
+    parallel_for(nkb * nrb, 8 * kRowsB * N, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t pc = (i / nrb) * kcb, kc = std::min(kcb, K - pc);
+        const int64_t r0 = (i % nrb) * kRowsB, r1 = std::min(kc, r0 + kRowsB);
+        if (r0 < r1) pack_b_rows(Bp + pc * npanels * kNR, B, N, pc, kc, r0, r1, 0, N);
+      }
+    });
+    return;
+  }
   parallel_for(nkb * npanels, 8 * kcb * kNR, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t q = i / npanels, p = i % npanels;
@@ -181,7 +226,12 @@ void packed_sgemm_wholek(int64_t M, int64_t N, int64_t K, const float* A, const 
                          float* C, bool acc, const Epi<float>& epi) {
   const WholeK wk(M, N, K);
   float* Bp = b_buffer(static_cast<size_t>(wk.npanels * kNR * K));
-  const bool pack_in_task = wk.nmblocks == 1;
+  // A single row block uses each panel once: its task packs it right before use, in L1. Except
+  // a row-major B of 64K floats or more: its panel-by-panel reads are slow (kRowsB), and packing
+  // it whole by rows first measured 1.05-1.21x (128x512x784, 64x1024x1024, 16x784x128 at one
+  // thread); a smaller B is packed faster in the task than a second parallel region costs (at
+  // two threads 128x16x784 lost 7% packed whole).
+  const bool pack_in_task = wk.nmblocks == 1 && (TB || K * N < (int64_t(1) << 16));
   if (!pack_in_task) pack_b_whole<TB>(Bp, B, N, K, wk.kcb);
   wholek_tasks<TA, TB>(wk, M, N, K, A, Bp, pack_in_task ? B : nullptr, C, acc, epi);
 }
@@ -217,11 +267,17 @@ void packed_sgemm(int64_t M, int64_t N, int64_t K, const float* A, const float* 
     for (int64_t pc = 0; pc < K; pc += kcb) {
       const int64_t kc = std::min(kcb, K - pc);
       const bool load_c = acc || pc > 0;
-      parallel_for(npanels, 8 * kc * kNR, [&](int64_t p0, int64_t p1) {
-        for (int64_t p = p0; p < p1; ++p)
-          pack_b_panel<TB>(Bp + p * kNR * kc, B, sbk, sbn, pc, kc, jc + p * kNR,
-                           std::min(kNR, nc - p * kNR));
-      });
+      if constexpr (TB) {
+        parallel_for(npanels, 8 * kc * kNR, [&](int64_t p0, int64_t p1) {
+          for (int64_t p = p0; p < p1; ++p)
+            pack_b_panel<TB>(Bp + p * kNR * kc, B, sbk, sbn, pc, kc, jc + p * kNR,
+                             std::min(kNR, nc - p * kNR));
+        });
+      } else {
+        parallel_for((kc + kRowsB - 1) / kRowsB, 8 * kRowsB * nc, [&](int64_t i0, int64_t i1) {
+          pack_b_rows(Bp, B, N, pc, kc, i0 * kRowsB, std::min(kc, i1 * kRowsB), jc, nc);
+        });
+      }
       const int64_t nch = (npanels + ppc - 1) / ppc;
       parallel_for(ntasks, 2 * mcb * kc * ppc * kNR, [&](int64_t t0, int64_t t1) {
         float* Ap = a_buffer(static_cast<size_t>(mcb * kcb));
