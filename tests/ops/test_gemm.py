@@ -39,6 +39,9 @@ SIZES = ([(m, k, n) for m in EDGE for k in (1, 7, 17) for n in EDGE if (m + n) %
             # AVX-512 tiles of 12 x 32: exact ones; a 7-row second A panel and a 4-column second
             # B panel
             (24, 64, 64), (19, 300, 20),
+            # one row block over a row-major B of >= 64K floats (packed by row blocks first),
+            # with a 4-column last panel and a k not a multiple of the 16-row blocks
+            (17, 700, 100),
             # B over 4 MiB, the k-block-outer path: two k-blocks; two k-blocks and two column blocks
             (20, 1100, 1000), (13, 2049, 2100)])
 
