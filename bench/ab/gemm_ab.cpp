@@ -4,7 +4,8 @@
 // A, B, A, B ... on the same operands, and each pair's time ratio is recorded, so a slow minute
 // slows both sides of the pairs it falls on. Built and run by bench/ab/gemm_ab.sh.
 //
-//   gemm_ab M K N threads [ta tb]   (C (M x N) = op(A) (M x K) op(B) (K x N); REPS pairs, def. 41)
+//   gemm_ab M K N threads [ta tb]   (C (M x N) = op(A) (M x K) op(B) (K x N); REPS pairs, def. 41;
+//                                   EPI=1: gemm_bias_act with bias and ReLU)
 //
 // Prints both medians in GFLOP/s, the median B/A speed ratio with its quartiles, and whether the
 // two results are bitwise equal (a pure speed change should keep `same=1`).
@@ -19,11 +20,15 @@
 namespace ember {
 template <class T>
 void gemm(bool, bool, int64_t, int64_t, int64_t, const T*, const T*, T*, bool);
+template <class T>
+void gemm_bias_act(bool, bool, int64_t, int64_t, int64_t, const T*, const T*, T*, const T*, bool);
 void set_num_threads(int);
 }  // namespace ember
 namespace emberB {
 template <class T>
 void gemm(bool, bool, int64_t, int64_t, int64_t, const T*, const T*, T*, bool);
+template <class T>
+void gemm_bias_act(bool, bool, int64_t, int64_t, int64_t, const T*, const T*, T*, const T*, bool);
 void set_num_threads(int);
 }  // namespace emberB
 
@@ -40,9 +45,11 @@ int main(int argc, char** argv) {
   // library loads); omp_set_num_threads alone would leave it unchanged.
   ember::set_num_threads(nt);
   emberB::set_num_threads(nt);
-  std::vector<float> A(M * K), B(K * N), C(M * N), C2(M * N);
+  // EPI=1: gemm_bias_act with a bias and ReLU instead of the plain product.
+  const bool epi = std::getenv("EPI") && std::atoi(std::getenv("EPI"));
+  std::vector<float> A(M * K), B(K * N), C(M * N), C2(M * N), bias(N);
   uint32_t s = 1;
-  for (auto* v : {&A, &B})
+  for (auto* v : {&A, &B, &bias})
     for (float& x : *v) {
       s = s * 1664525u + 1013904223u;
       x = static_cast<float>(s >> 9) * (1.f / 8388608.f) - 1.f;
@@ -50,9 +57,11 @@ int main(int argc, char** argv) {
   std::vector<double> ta_s, tb_s, ratio;
   for (int r = 0; r < reps + 2; ++r) {  // the first two pairs warm up
     const auto t0 = std::chrono::steady_clock::now();
-    ember::gemm<float>(ta, tb, M, N, K, A.data(), B.data(), C.data(), false);
+    if (epi) ember::gemm_bias_act<float>(ta, tb, M, N, K, A.data(), B.data(), C.data(), bias.data(), true);
+    else ember::gemm<float>(ta, tb, M, N, K, A.data(), B.data(), C.data(), false);
     const auto t1 = std::chrono::steady_clock::now();
-    emberB::gemm<float>(ta, tb, M, N, K, A.data(), B.data(), C2.data(), false);
+    if (epi) emberB::gemm_bias_act<float>(ta, tb, M, N, K, A.data(), B.data(), C2.data(), bias.data(), true);
+    else emberB::gemm<float>(ta, tb, M, N, K, A.data(), B.data(), C2.data(), false);
     const auto t2 = std::chrono::steady_clock::now();
     if (r < 2) continue;
     ta_s.push_back(std::chrono::duration<double>(t1 - t0).count());

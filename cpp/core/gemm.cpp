@@ -37,26 +37,27 @@ auto block_of(const T* X, int64_t R, int64_t Ccols, int64_t r0, int64_t nr, int6
 }
 
 
-// Epilogue of gemm_bias_act on a finished region of C: + bias[col], then ReLU with relu's own
-// rule (x < 0 ? 0 : x: NaN and -0 pass through, as in ops/activation).
+// Epilogue of gemm_bias_act: + bias[col], then ReLU with relu's own rule (x < 0 ? 0 : x: NaN
+// and -0 pass through, as in ops/activation). The packed float path hands it to the micro-kernel,
+// which applies it to each tile of the last k-block as it stores it (the same two float ops on
+// the same stored value); the other paths run apply_all after the product.
 template <class T>
 struct Epi {
   const T* bias = nullptr;
   bool relu = false;
   bool any() const { return bias != nullptr || relu; }
-  void apply(T* C, int64_t ldc, int64_t r0, int64_t r1, int64_t c0, int64_t c1) const {
-    for (int64_t r = r0; r < r1; ++r) {
-      T* row = C + r * ldc;
-      if (bias)
-        for (int64_t c = c0; c < c1; ++c) row[c] += bias[c];
-      if (relu)
-        for (int64_t c = c0; c < c1; ++c) row[c] = row[c] < T(0) ? T(0) : row[c];
-    }
-  }
   // The whole M x N matrix, rows split over threads.
   void apply_all(T* C, int64_t M, int64_t N) const {
     if (!any()) return;
-    parallel_for(M, 2 * N, [&](int64_t r0, int64_t r1) { apply(C, N, r0, r1, 0, N); });
+    parallel_for(M, 2 * N, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        T* row = C + r * N;
+        if (bias)
+          for (int64_t c = 0; c < N; ++c) row[c] += bias[c];
+        if (relu)
+          for (int64_t c = 0; c < N; ++c) row[c] = row[c] < T(0) ? T(0) : row[c];
+      }
+    });
   }
 };
 
@@ -210,12 +211,13 @@ void wholek_tasks(const WholeK& wk, int64_t M, int64_t N, int64_t K, const float
             for (int64_t q = p; q < pe; ++q)
               pack_b_panel<TB>(bp + (q - p) * kNR * kc, Bsrc, sbk, sbn, pc, kc, q * kNR,
                                std::min(kNR, N - q * kNR));
+          // The last k-block's tiles get the epilogue as they are stored.
+          const bool last = pc + kc >= K;
           micro_grid(kc, Ap, kMR * kc, mc, bp, kNR * kc, std::min(N, pe * kNR) - p * kNR,
-                     C + i0 * N + p * kNR, N, load_c);
+                     C + i0 * N + p * kNR, N, load_c,
+                     last && epi.bias ? epi.bias + p * kNR : nullptr, last && epi.relu);
         }
       }
-      // This region of C is complete: bias and activation while it is still in cache.
-      if (epi.any()) epi.apply(C, N, i0, i0 + mc, pbeg * kNR, std::min(N, pend * kNR));
       t = tend;
     }
   });
@@ -290,14 +292,15 @@ void packed_sgemm(int64_t M, int64_t N, int64_t K, const float* A, const float* 
             packed_mb = mb;
           }
           const int64_t pbeg = ch * ppc, pend = std::min(npanels, pbeg + ppc);
+          const bool last = pc + kc >= K;
           micro_grid(kc, Ap, kMR * kc, mc, Bp + pbeg * kNR * kc, kNR * kc,
                      std::min(nc, pend * kNR) - pbeg * kNR, C + i0 * N + jc + pbeg * kNR, N,
-                     load_c);
+                     load_c, last && epi.bias ? epi.bias + jc + pbeg * kNR : nullptr,
+                     last && epi.relu);
         }
       });
     }
   }
-  epi.apply_all(C, M, N);
 }
 
 #endif  // AVX2 && FMA

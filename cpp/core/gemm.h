@@ -24,7 +24,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* 
           T* C, bool accumulate);
 
 // C = op(A) op(B) + bias (one value per column; may be null), then ReLU if relu (x < 0 ? 0 : x,
-// as ops/activation). The epilogue runs on each finished block of C while it is in cache
+// as ops/activation). The epilogue is applied to each tile of C as the micro-kernel stores it
 // (packed float path) or as one pass after the product (others). For linear layers.
 template <class T>
 void gemm_bias_act(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A,

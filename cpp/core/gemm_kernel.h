@@ -5,7 +5,8 @@
 //   micro_6x16: C[0:mr, 0:nr] (=|+=) Ap (6 x kc) * Bp (kc x 16), both packed k-major. The k-sum is
 //               formed from zero, then stored or added to C: the same bits whatever C held.
 //   micro_grid: a block of such tiles (many A panels x many B panels); with AVX-512 it runs them
-//               as 12 x 32 zmm tiles (micro_zmm), bitwise the same as the 6 x 16 loops.
+//               as 12 x 32 zmm tiles (micro_zmm), bitwise the same as the 6 x 16 loops. Given a
+//               bias (per column) or relu, each finished tile gets + bias then ReLU as stored.
 //   pack_a:     rows of op(A) into 6-row panels (zero rows past the end).
 //   pack_b_panel: one 16-column panel of op(B) (zero columns past the end).
 //   transpose8x8: an 8x8 float transpose in registers.
@@ -143,7 +144,7 @@ inline void micro_6x16(int64_t kc, const float* __restrict Ap, const float* __re
 template <int NA, int NB>
 inline void micro_zmm(int64_t kc, const float* __restrict Ap, int64_t as,
                       const float* __restrict Bp, int64_t bs, float* C, int64_t ldc, int64_t mr,
-                      int64_t nr, bool load_c) {
+                      int64_t nr, bool load_c, const float* bias, bool relu) {
   constexpr int kR = 6 * NA;
   __m512 c[kR][NB];
 #pragma GCC unroll 12
@@ -184,11 +185,17 @@ inline void micro_zmm(int64_t kc, const float* __restrict Ap, int64_t as,
   for (int j = 0; j < NB; ++j) {
     const int64_t cols = std::min<int64_t>(kNR, nr - j * kNR);
     const __mmask16 m = cols >= kNR ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1u);
+    const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + j * kNR) : _mm512_setzero_ps();
 #pragma GCC unroll 12
     for (int i = 0; i < kR; ++i) {
       if (i >= rows) break;
       float* cp = C + i * ldc + j * kNR;
-      const __m512 v = load_c ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, cp), c[i][j]) : c[i][j];
+      __m512 v = load_c ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, cp), c[i][j]) : c[i][j];
+      // The epilogue, as Epi::apply_all does it on the stored value: + bias, then x < 0 ? 0 : x
+      // (an ordered compare: NaN and -0 pass through).
+      if (bias) v = _mm512_add_ps(v, bv);
+      if (relu) v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ),
+                                       _mm512_setzero_ps());
       _mm512_mask_storeu_ps(cp, m, v);
     }
   }
@@ -201,7 +208,8 @@ inline void micro_zmm(int64_t kc, const float* __restrict Ap, int64_t as,
 // With AVX-512 the tiles are 12 x 32 (two panels of each), so one broadcast feeds two FMAs and
 // one B load feeds twelve; the results are bitwise those of the 6 x 16 loops.
 inline void micro_grid(int64_t kc, const float* Ap, int64_t as, int64_t mc, const float* Bp,
-                       int64_t bs, int64_t nc, float* C, int64_t ldc, bool load_c) {
+                       int64_t bs, int64_t nc, float* C, int64_t ldc, bool load_c,
+                       const float* bias = nullptr, bool relu = false) {
 #if defined(__AVX512F__)
   // One tile at row i, column j: two A panels where more than 6 rows remain, two B panels where
   // more than 16 columns do.
@@ -210,12 +218,13 @@ inline void micro_grid(int64_t kc, const float* Ap, int64_t as, int64_t mc, cons
     const float* bp = Bp + (j / kNR) * bs;
     float* c = C + i * ldc + j;
     const int64_t mr = mc - i, nr = nc - j;
+    const float* bj = bias ? bias + j : nullptr;
     if (nr > kNR) {
-      if (mr > kMR) micro_zmm<2, 2>(kc, ap, as, bp, bs, c, ldc, mr, nr, load_c);
-      else micro_zmm<1, 2>(kc, ap, as, bp, bs, c, ldc, mr, nr, load_c);
+      if (mr > kMR) micro_zmm<2, 2>(kc, ap, as, bp, bs, c, ldc, mr, nr, load_c, bj, relu);
+      else micro_zmm<1, 2>(kc, ap, as, bp, bs, c, ldc, mr, nr, load_c, bj, relu);
     } else {
-      if (mr > kMR) micro_zmm<2, 1>(kc, ap, as, bp, bs, c, ldc, mr, nr, load_c);
-      else micro_zmm<1, 1>(kc, ap, as, bp, bs, c, ldc, mr, nr, load_c);
+      if (mr > kMR) micro_zmm<2, 1>(kc, ap, as, bp, bs, c, ldc, mr, nr, load_c, bj, relu);
+      else micro_zmm<1, 1>(kc, ap, as, bp, bs, c, ldc, mr, nr, load_c, bj, relu);
     }
   };
   // (A panels outer was no faster on the AVX-512 Xeon, nor kc = 384 with it.)
@@ -224,9 +233,19 @@ inline void micro_grid(int64_t kc, const float* Ap, int64_t as, int64_t mc, cons
 #else
   for (int64_t j = 0; j < nc; j += kNR) {
     const float* bp = Bp + (j / kNR) * bs;
-    for (int64_t i = 0; i < mc; i += kMR)
-      micro_6x16(kc, Ap + (i / kMR) * as, bp, C + i * ldc + j, ldc, std::min(kMR, mc - i),
-                 std::min(kNR, nc - j), load_c);
+    const int64_t nr = std::min(kNR, nc - j);
+    for (int64_t i = 0; i < mc; i += kMR) {
+      const int64_t mr = std::min(kMR, mc - i);
+      float* c = C + i * ldc + j;
+      micro_6x16(kc, Ap + (i / kMR) * as, bp, c, ldc, mr, nr, load_c);
+      for (int64_t r = 0; r < mr && (bias || relu); ++r)  // the epilogue, while the tile is in L1
+        for (int64_t q = 0; q < nr; ++q) {
+          float v = c[r * ldc + q];
+          if (bias) v += bias[j + q];
+          if (relu) v = v < 0.f ? 0.f : v;
+          c[r * ldc + q] = v;
+        }
+    }
   }
 #endif
 }

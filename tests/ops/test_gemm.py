@@ -120,3 +120,26 @@ def test_noncontiguous_and_batched():
     b = rng.standard_normal((3, 50, 30)).astype(np.float32)
     c = em._core.matmul(a, b)
     np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=0, atol=tol(50, np.float32))
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("M,K,N", [(12, 40, 32), (19, 300, 20), (150, 257, 40), (150, 1025, 40),
+                                   (13, 1100, 1000), (7, 33, 5)], ids=str)
+def test_bias_relu_epilogue_is_bitwise_the_separate_ops(M, K, N, relu, threads):
+    # linear_forward's bias and ReLU are applied by the micro-kernel as it stores each tile of
+    # the last k-block (packed float path; one pass after the product elsewhere). They must be
+    # the same two float32 ops as adding the bias to the plain product and then taking
+    # x < 0 ? 0 : x (NaN passes through): whatever the k-blocks (K > 1024), B's size (the
+    # k-block-outer path at 13 x 1100 x 1000), partial tiles and the thread count.
+    x = rng.standard_normal((M, K)).astype(np.float32)
+    w = rng.standard_normal((N, K)).astype(np.float32)
+    b = rng.standard_normal(N).astype(np.float32)
+    x[0, 0], x[1, 1] = np.nan, -np.inf
+    want = em._core.matmul(x, w, False, True) + b
+    if relu:
+        want = np.where(want < 0, np.float32(0), want)
+    for n in (1, 2):
+        em.set_num_threads(n)
+        got = em._core.linear_forward(x, w, b, relu)
+        np.testing.assert_array_equal(got, want)
+        assert np.isnan(got[0]).all() and not (relu and (got < 0).any())
