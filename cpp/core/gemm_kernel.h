@@ -271,6 +271,47 @@ inline void transpose8x8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256&
   r7 = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
+#if defined(__AVX512F__)
+// Six rows of a row-major source (row q at src + q * sai) into one k-major 6-row panel, 16 k at
+// a time; returns how many k it packed (a multiple of 16). Two-source permutes, 18 per 96 floats
+// where the 8x8 transposes take 48: pairs of rows are interleaved into 64-bit (row 2i, row 2i+1)
+// pairs, then each output vector takes its 8 pairs from the three pair vectors. Packing the A
+// blocks of 1024x784 (128 rows each) measured 1.5x the transposes (316 vs 476-493 us).
+inline int64_t pack6_rows16(float* dst, const float* src, int64_t sai, int64_t kc) {
+  const __m512i i_lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i i_hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30,
+                                         15, 31);
+  // With A, B, C the (row 0, 1), (2, 3), (4, 5) pair vectors of 8 k, the panel's 48 floats are
+  // [A0 B0 C0 A1 B1 C1 A2 B2] [C2 A3 B3 C3 A4 B4 C4 A5] [B5 C5 A6 B6 C6 A7 B7 C7]: each vector
+  // is a permute of A and B (indices 8+ pick B), then C's pairs merged under a mask.
+  const __m512i ab0 = _mm512_setr_epi64(0, 8, 0, 1, 9, 0, 2, 10);
+  const __m512i ab1 = _mm512_setr_epi64(0, 3, 11, 0, 4, 12, 0, 5);
+  const __m512i ab2 = _mm512_setr_epi64(13, 0, 6, 14, 0, 7, 15, 0);
+  const __m512i c0 = _mm512_setr_epi64(0, 0, 0, 0, 0, 1, 0, 0);
+  const __m512i c1 = _mm512_setr_epi64(2, 0, 0, 3, 0, 0, 4, 0);
+  const __m512i c2 = _mm512_setr_epi64(0, 5, 0, 0, 6, 0, 0, 7);
+  int64_t k = 0;
+  for (; k + 16 <= kc; k += 16) {
+    __m512 r[kMR];
+    for (int q = 0; q < kMR; ++q) r[q] = _mm512_loadu_ps(src + q * sai + k);
+    double* d = reinterpret_cast<double*>(dst + k * kMR);
+    for (int h = 0; h < 2; ++h) {  // k .. k+7, then k+8 .. k+15
+      const __m512i ix = h ? i_hi : i_lo;
+      const __m512d A = _mm512_castps_pd(_mm512_permutex2var_ps(r[0], ix, r[1]));
+      const __m512d B = _mm512_castps_pd(_mm512_permutex2var_ps(r[2], ix, r[3]));
+      const __m512d C = _mm512_castps_pd(_mm512_permutex2var_ps(r[4], ix, r[5]));
+      _mm512_storeu_pd(d + h * 24,
+                       _mm512_mask_permutexvar_pd(_mm512_permutex2var_pd(A, ab0, B), 0x24, c0, C));
+      _mm512_storeu_pd(d + h * 24 + 8,
+                       _mm512_mask_permutexvar_pd(_mm512_permutex2var_pd(A, ab1, B), 0x49, c1, C));
+      _mm512_storeu_pd(d + h * 24 + 16,
+                       _mm512_mask_permutexvar_pd(_mm512_permutex2var_pd(A, ab2, B), 0x92, c2, C));
+    }
+  }
+  return k;
+}
+#endif
+
 // Ap = rows [i0, i0+mc) x cols [k0, k0+kc) of op(A), in panels of 6 rows (k-major inside a
 // panel), zero rows past mc. op(A)(i, k) = A[i*sai + k*sak].
 template <bool TA>
@@ -313,6 +354,9 @@ inline void pack_a(float* Ap, const float* A, int64_t sai, int64_t sak, int64_t 
     const float* src = A + (i0 + ip) * sai + k0 * sak;
     if (mr == kMR) {  // k is contiguous for fixed row: 8 k of the 6 rows through an 8x8 transpose
       int64_t k = 0;
+#if defined(__AVX512F__)
+      k = pack6_rows16(dst, src, sai, kc);
+#endif
       for (; k + 8 <= kc; k += 8) {
         __m256 r[8];
         for (int64_t q = 0; q < kMR; ++q) r[q] = _mm256_loadu_ps(src + q * sai + k);
