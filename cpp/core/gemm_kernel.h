@@ -6,7 +6,8 @@
 //               formed from zero, then stored or added to C: the same bits whatever C held.
 //   micro_grid: a block of such tiles (many A panels x many B panels); with AVX-512 it runs them
 //               as 12 x 32 zmm tiles (micro_zmm), bitwise the same as the 6 x 16 loops. Given a
-//               bias (per column) or relu, each finished tile gets + bias then ReLU as stored.
+//               bias (per column) or relu, each finished tile gets + bias then ReLU as stored;
+//               fetch_c prefetches each tile's C lines first (for a C long out of cache).
 //   pack_a:     rows of op(A) into 6-row panels (zero rows past the end).
 //   pack_b_panel: one 16-column panel of op(B) (zero columns past the end).
 //   transpose8x8: an 8x8 float transpose in registers.
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <new>
+#include <type_traits>
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -141,10 +143,12 @@ inline void micro_6x16(int64_t kc, const float* __restrict Ap, const float* __re
 // nr <= 16 NB, nr > 16 (NB - 1)). One zmm per 16 columns: 6 NA x NB accumulators (24 at 2x2).
 // Every output is the same k-ordered FMA chain from zero, then the same single store or add,
 // as micro_6x16: the bits do not depend on which kernel computed a tile.
-template <int NA, int NB>
+// kExtra = false ignores bias, relu and fetch_c: micro_grid takes it when all three are off (the
+// convolutions; products with a small C and no epilogue), which so run the kernel as before.
+template <int NA, int NB, bool kExtra>
 inline void micro_zmm(int64_t kc, const float* __restrict Ap, int64_t as,
                       const float* __restrict Bp, int64_t bs, float* C, int64_t ldc, int64_t mr,
-                      int64_t nr, bool load_c, const float* bias, bool relu) {
+                      int64_t nr, bool load_c, const float* bias, bool relu, bool fetch_c) {
   constexpr int kR = 6 * NA;
   __m512 c[kR][NB];
 #pragma GCC unroll 12
@@ -153,17 +157,21 @@ inline void micro_zmm(int64_t kc, const float* __restrict Ap, int64_t as,
     for (int j = 0; j < NB; ++j) c[i][j] = _mm512_setzero_ps();
   const float* a1 = Ap + (NA > 1 ? as : 0);
   const float* b1 = Bp + (NB > 1 ? bs : 0);
-  // Fetch the tile's C lines now: by the final stores they are in L1 instead of each store
-  // missing to L3 or memory (C is written once per k-block, usually long out of cache). Same-
-  // process A/B (gemm_ab), one thread: 512x128x784 (ta) 1.30x, 1024x256x1024 (ta) 1.08-1.09x,
-  // 128x512x784 1.05-1.07x, 1024x784x512 (tb) 1.03-1.04x; 256^3, 2048^3 and kc = 1024
-  // shapes unchanged.
-  for (int64_t i = 0; i < std::min<int64_t>(mr, kR); ++i) {
-    const char* cp = reinterpret_cast<const char*>(C + i * ldc);
-    _mm_prefetch(cp, _MM_HINT_T0);
-    _mm_prefetch(cp + 64, _MM_HINT_T0);
-    if constexpr (NB > 1) _mm_prefetch(cp + 127, _MM_HINT_T0);  // a third line if unaligned
-  }
+  // fetch_c: fetch the tile's C lines now, so that the final stores find them in L1 instead of
+  // each missing to L3 or memory (a large C is written once per k-block, long out of cache).
+  // Same-process A/B (gemm_ab), one thread: 512x128x784 (ta) 1.30x, 1024x256x1024 (ta)
+  // 1.08-1.09x, 128x512x784 1.05-1.07x, 1024x784x512 (tb) 1.03-1.04x; 256^3, 2048^3 and
+  // kc = 1024 shapes unchanged. How much it gains depends on where the buffers fall: another
+  // build of the same A/B read 512x128x784 at 1.0x, and with the option switched off in one
+  // side only, 1.6x. Over a C still in cache it costs (a W3 step lost 4-8% with it on for every
+  // tile), which is why callers choose.
+  if (kExtra && fetch_c)
+    for (int64_t i = 0; i < std::min<int64_t>(mr, kR); ++i) {
+      const char* cp = reinterpret_cast<const char*>(C + i * ldc);
+      _mm_prefetch(cp, _MM_HINT_T0);
+      _mm_prefetch(cp + 64, _MM_HINT_T0);
+      if constexpr (NB > 1) _mm_prefetch(cp + 127, _MM_HINT_T0);  // a third line if unaligned
+    }
   for (int64_t k = 0; k < kc; ++k) {
     // The B panels (up to kc x 32 floats) stream from L2; fetching 8 k ahead measured +3-7%
     // (same-process A/B, 1 and 2 threads, six shapes); prefetching A as well gained nothing.
@@ -185,7 +193,8 @@ inline void micro_zmm(int64_t kc, const float* __restrict Ap, int64_t as,
   for (int j = 0; j < NB; ++j) {
     const int64_t cols = std::min<int64_t>(kNR, nr - j * kNR);
     const __mmask16 m = cols >= kNR ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1u);
-    const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias + j * kNR) : _mm512_setzero_ps();
+    const __m512 bv =
+        kExtra && bias ? _mm512_maskz_loadu_ps(m, bias + j * kNR) : _mm512_setzero_ps();
 #pragma GCC unroll 12
     for (int i = 0; i < kR; ++i) {
       if (i >= rows) break;
@@ -193,9 +202,10 @@ inline void micro_zmm(int64_t kc, const float* __restrict Ap, int64_t as,
       __m512 v = load_c ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, cp), c[i][j]) : c[i][j];
       // The epilogue, as Epi::apply_all does it on the stored value: + bias, then x < 0 ? 0 : x
       // (an ordered compare: NaN and -0 pass through).
-      if (bias) v = _mm512_add_ps(v, bv);
-      if (relu) v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ),
-                                       _mm512_setzero_ps());
+      if (kExtra && bias) v = _mm512_add_ps(v, bv);
+      if (kExtra && relu)
+        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ),
+                               _mm512_setzero_ps());
       _mm512_mask_storeu_ps(cp, m, v);
     }
   }
@@ -209,7 +219,7 @@ inline void micro_zmm(int64_t kc, const float* __restrict Ap, int64_t as,
 // one B load feeds twelve; the results are bitwise those of the 6 x 16 loops.
 inline void micro_grid(int64_t kc, const float* Ap, int64_t as, int64_t mc, const float* Bp,
                        int64_t bs, int64_t nc, float* C, int64_t ldc, bool load_c,
-                       const float* bias = nullptr, bool relu = false) {
+                       const float* bias = nullptr, bool relu = false, bool fetch_c = false) {
 #if defined(__AVX512F__)
   // One tile at row i, column j: two A panels where more than 6 rows remain, two B panels where
   // more than 16 columns do.
@@ -219,13 +229,21 @@ inline void micro_grid(int64_t kc, const float* Ap, int64_t as, int64_t mc, cons
     float* c = C + i * ldc + j;
     const int64_t mr = mc - i, nr = nc - j;
     const float* bj = bias ? bias + j : nullptr;
-    if (nr > kNR) {
-      if (mr > kMR) micro_zmm<2, 2>(kc, ap, as, bp, bs, c, ldc, mr, nr, load_c, bj, relu);
-      else micro_zmm<1, 2>(kc, ap, as, bp, bs, c, ldc, mr, nr, load_c, bj, relu);
-    } else {
-      if (mr > kMR) micro_zmm<2, 1>(kc, ap, as, bp, bs, c, ldc, mr, nr, load_c, bj, relu);
-      else micro_zmm<1, 1>(kc, ap, as, bp, bs, c, ldc, mr, nr, load_c, bj, relu);
-    }
+    auto run = [&](auto extra) {
+      constexpr bool kX = decltype(extra)::value;
+#define EMBER_TILE(NA, NB) \
+  micro_zmm<NA, NB, kX>(kc, ap, as, bp, bs, c, ldc, mr, nr, load_c, bj, relu, fetch_c)
+      if (nr > kNR) {
+        if (mr > kMR) EMBER_TILE(2, 2);
+        else EMBER_TILE(1, 2);
+      } else {
+        if (mr > kMR) EMBER_TILE(2, 1);
+        else EMBER_TILE(1, 1);
+      }
+#undef EMBER_TILE
+    };
+    if (bias || relu || fetch_c) run(std::true_type{});
+    else run(std::false_type{});
   };
   // (A panels outer was no faster on the AVX-512 Xeon, nor kc = 384 with it.)
   for (int64_t j = 0; j < nc; j += 2 * kNR)
