@@ -126,8 +126,6 @@ struct WholeK {
   }
 };
 
-// All of op(B) (K x N) into Bp: k-block q (at pc = q * kcb) at Bp + pc * npanels * kNR, panel p
-// at + p * kNR * kc. Threaded over (k-block, panel).
 // Row-major (non-transposed) B is packed by blocks of kRowsB rows across all the panels:
 // panel by panel, each packed a kc-row column strip at a time, the source reads hop to a new
 // row (often a new page) every 64 bytes, where neither the L2 streamer nor the TLB keeps up.
@@ -161,6 +159,8 @@ inline void pack_b_rows(float* Bp, const float* B, int64_t ldb, int64_t k0, int6
   }
 }
 
+// All of op(B) (K x N) into Bp: k-block q (at pc = q * kcb) at Bp + pc * npanels * kNR, panel p
+// at + p * kNR * kc. Threaded over (k-block, panel), or (k-block, kRowsB rows) for row-major B.
 template <bool TB>
 void pack_b_whole(float* Bp, const float* B, int64_t N, int64_t K, int64_t kcb) {
   const int64_t sbk = TB ? 1 : N, sbn = TB ? K : 1;
@@ -303,7 +303,7 @@ void packed_sgemm(int64_t M, int64_t N, int64_t K, const float* A, const float* 
           micro_grid(kc, Ap, kMR * kc, mc, Bp + pbeg * kNR * kc, kNR * kc,
                      std::min(nc, pend * kNR) - pbeg * kNR, C + i0 * N + jc + pbeg * kNR, N,
                      load_c, last && epi.bias ? epi.bias + jc + pbeg * kNR : nullptr,
-                     last && epi.relu, true);
+                     last && epi.relu, M * N >= kFetchC);
         }
       });
     }
