@@ -37,8 +37,7 @@ auto block_of(const T* X, int64_t R, int64_t Ccols, int64_t r0, int64_t nr, int6
 }
 
 
-// Epilogue of gemm_bias_act: + bias[col], then ReLU with relu's own rule (x < 0 ? 0 : x: NaN
-// and -0 pass through, as in ops/activation). The packed float path hands it to the micro-kernel,
+// Epilogue of gemm_bias_act (gk::bias_relu). The packed float path hands it to the micro-kernel,
 // which applies it to each tile of the last k-block as it stores it (the same two float ops on
 // the same stored value); the other paths run apply_all after the product.
 template <class T>
@@ -50,13 +49,7 @@ struct Epi {
   void apply_all(T* C, int64_t M, int64_t N) const {
     if (!any()) return;
     parallel_for(M, 2 * N, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        T* row = C + r * N;
-        if (bias)
-          for (int64_t c = 0; c < N; ++c) row[c] += bias[c];
-        if (relu)
-          for (int64_t c = 0; c < N; ++c) row[c] = row[c] < T(0) ? T(0) : row[c];
-      }
+      gk::bias_relu(C + r0 * N, N, r1 - r0, N, bias, relu);
     });
   }
 };

@@ -20,6 +20,27 @@
 #include <new>
 #include <type_traits>
 
+namespace ember {
+namespace gk {
+
+// The linear layers' epilogue on rows [0, rows) x columns [0, cols) of C (ld ldc): + bias[col]
+// (when given), then ReLU (when relu) with relu's own rule, x < 0 ? 0 : x (NaN and -0 pass
+// through, as in ops/activation). The scalar form, for any build; micro_zmm applies the same
+// two ops in its store.
+template <class T>
+inline void bias_relu(T* C, int64_t ldc, int64_t rows, int64_t cols, const T* bias, bool relu) {
+  for (int64_t r = 0; r < rows; ++r) {
+    T* row = C + r * ldc;
+    if (bias)
+      for (int64_t c = 0; c < cols; ++c) row[c] += bias[c];
+    if (relu)
+      for (int64_t c = 0; c < cols; ++c) row[c] = row[c] < T(0) ? T(0) : row[c];
+  }
+}
+
+}  // namespace gk
+}  // namespace ember
+
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define EMBER_GEMM_KERNEL 1
@@ -200,8 +221,8 @@ inline void micro_zmm(int64_t kc, const float* __restrict Ap, int64_t as,
       if (i >= rows) break;
       float* cp = C + i * ldc + j * kNR;
       __m512 v = load_c ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, cp), c[i][j]) : c[i][j];
-      // The epilogue, as Epi::apply_all does it on the stored value: + bias, then x < 0 ? 0 : x
-      // (an ordered compare: NaN and -0 pass through).
+      // The epilogue, bias_relu's two ops on the stored value: + bias, then x < 0 ? 0 : x (an
+      // ordered compare: NaN and -0 pass through).
       if (kExtra && bias) v = _mm512_add_ps(v, bv);
       if (kExtra && relu)
         v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ),
@@ -256,13 +277,8 @@ inline void micro_grid(int64_t kc, const float* Ap, int64_t as, int64_t mc, cons
       const int64_t mr = std::min(kMR, mc - i);
       float* c = C + i * ldc + j;
       micro_6x16(kc, Ap + (i / kMR) * as, bp, c, ldc, mr, nr, load_c);
-      for (int64_t r = 0; r < mr && (bias || relu); ++r)  // the epilogue, while the tile is in L1
-        for (int64_t q = 0; q < nr; ++q) {
-          float v = c[r * ldc + q];
-          if (bias) v += bias[j + q];
-          if (relu) v = v < 0.f ? 0.f : v;
-          c[r * ldc + q] = v;
-        }
+      // the epilogue, while the tile is in L1
+      if (bias || relu) bias_relu(c, ldc, mr, nr, bias ? bias + j : nullptr, relu);
     }
   }
 #endif
