@@ -75,6 +75,7 @@ using gk::kGridNB;
 using gk::micro_grid;
 using gk::pack_a;
 using gk::pack_b_panel;
+using gk::pack_b_rows;
 
 // k-blocks of up to 1024: K <= 1024 (every MLP / RNN layer here) is one block, so each C tile
 // is written once instead of once per 256 k. The B micro-panel (kc x 16, up to 64 KiB) then
@@ -119,7 +120,8 @@ struct WholeK {
   }
 };
 
-// Row-major (non-transposed) B is packed by blocks of kRowsB rows across all the panels:
+// Row-major (non-transposed) B is packed by blocks of kRowsB rows across all the panels
+// (gk::pack_b_rows; a lone panel packed in its task is the same call over all its rows):
 // panel by panel, each packed a kc-row column strip at a time, the source reads hop to a new
 // row (often a new page) every 64 bytes, where neither the L2 streamer nor the TLB keeps up.
 // With 16 rows per block the 16 source rows are each read front to back (16 streams) and each
@@ -127,30 +129,6 @@ struct WholeK {
 // panel by panel: 256x1024x1024 1.08-1.10x at one thread, 1.09-1.24x at two (8 and 32 rows
 // measured 1.06 and 1.05).
 constexpr int64_t kRowsB = 16;
-
-// Rows [r0, r1) of the k-block at k0 (kc rows) of a row-major B (ld ldb), columns [j0, j0 + nc),
-// into that block's panels (panel p at Bp + p * kNR * kc; zero columns past nc).
-inline void pack_b_rows(float* Bp, const float* B, int64_t ldb, int64_t k0, int64_t kc,
-                        int64_t r0, int64_t r1, int64_t j0, int64_t nc) {
-  const int64_t full = nc / kNR;
-  for (int64_t p = 0; p < full; ++p) {
-    float* d = Bp + p * kNR * kc;
-    const float* s = B + k0 * ldb + j0 + p * kNR;
-    for (int64_t r = r0; r < r1; ++r) {
-      _mm256_store_ps(d + r * kNR, _mm256_loadu_ps(s + r * ldb));
-      _mm256_store_ps(d + r * kNR + 8, _mm256_loadu_ps(s + r * ldb + 8));
-    }
-  }
-  if (full * kNR < nc) {
-    const int64_t rem = nc - full * kNR;
-    float* d = Bp + full * kNR * kc;
-    const float* s = B + k0 * ldb + j0 + full * kNR;
-    for (int64_t r = r0; r < r1; ++r) {
-      for (int64_t j = 0; j < rem; ++j) d[r * kNR + j] = s[r * ldb + j];
-      for (int64_t j = rem; j < kNR; ++j) d[r * kNR + j] = 0.f;
-    }
-  }
-}
 
 // All of op(B) (K x N) into Bp: k-block q (at pc = q * kcb) at Bp + pc * npanels * kNR, panel p
 // at + p * kNR * kc. Threaded over (k-block, panel), or (k-block, kRowsB rows) for row-major B.

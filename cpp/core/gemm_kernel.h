@@ -9,6 +9,7 @@
 //               bias (per column) or relu, each finished tile gets + bias then ReLU as stored;
 //               fetch_c prefetches each tile's C lines first (for a C long out of cache).
 //   pack_a:     rows of op(A) into 6-row panels (zero rows past the end).
+//   pack_b_rows: rows of a k-block of a row-major B into its 16-column panels.
 //   pack_b_panel: one 16-column panel of op(B) (zero columns past the end).
 //   transpose8x8: an 8x8 float transpose in registers.
 //   AlignedBuf, scratch<Slot>: 64-byte aligned, grow-only (per-thread) buffers.
@@ -424,28 +425,39 @@ inline void transpose8x8_store(__m256 (&r)[8], float* d, int64_t ld) {
   for (int q = 0; q < 8; ++q) _mm256_storeu_ps(d + q * ld, r[q]);
 }
 
+// Rows [r0, r1) of the k-block at k0 (kc rows) of a row-major B (ld ldb), columns [j0, j0 + nc),
+// into that block's panels (panel p at Bp + p * kNR * kc; zero columns past nc).
+inline void pack_b_rows(float* Bp, const float* B, int64_t ldb, int64_t k0, int64_t kc,
+                        int64_t r0, int64_t r1, int64_t j0, int64_t nc) {
+  const int64_t full = nc / kNR;
+  for (int64_t p = 0; p < full; ++p) {
+    float* d = Bp + p * kNR * kc;
+    const float* s = B + k0 * ldb + j0 + p * kNR;
+    for (int64_t r = r0; r < r1; ++r) {
+      _mm256_store_ps(d + r * kNR, _mm256_loadu_ps(s + r * ldb));
+      _mm256_store_ps(d + r * kNR + 8, _mm256_loadu_ps(s + r * ldb + 8));
+    }
+  }
+  if (full * kNR < nc) {
+    const int64_t rem = nc - full * kNR;
+    float* d = Bp + full * kNR * kc;
+    const float* s = B + k0 * ldb + j0 + full * kNR;
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t j = 0; j < rem; ++j) d[r * kNR + j] = s[r * ldb + j];
+      for (int64_t j = rem; j < kNR; ++j) d[r * kNR + j] = 0.f;
+    }
+  }
+}
+
 // One 16-column panel: Bp (kc x 16) = op(B)[k0:k0+kc, j0:j0+nr], zero columns past nr.
 // op(B)(k, j) = B[k*sbk + j*sbn].
 template <bool TB>
 inline void pack_b_panel(float* Bp, const float* B, int64_t sbk, int64_t sbn, int64_t k0,
                          int64_t kc, int64_t j0, int64_t nr) {
-  const float* src = B + k0 * sbk + j0 * sbn;
   if constexpr (!TB) {
-    if (nr == kNR) {
-      for (int64_t k = 0; k < kc; ++k) {
-        const float* s = src + k * sbk;
-        _mm256_store_ps(Bp + k * kNR, _mm256_loadu_ps(s));
-        _mm256_store_ps(Bp + k * kNR + 8, _mm256_loadu_ps(s + 8));
-      }
-      return;
-    }
-    for (int64_t k = 0; k < kc; ++k) {
-      const float* s = src + k * sbk;
-      float* d = Bp + k * kNR;
-      for (int64_t j = 0; j < nr; ++j) d[j] = s[j];
-      for (int64_t j = nr; j < kNR; ++j) d[j] = 0.f;
-    }
+    pack_b_rows(Bp, B + j0 * sbn, sbk, k0, kc, 0, kc, 0, nr);  // a row's columns contiguous
   } else {
+    const float* src = B + k0 * sbk + j0 * sbn;
     if (nr < kNR)  // zero whole rows first (Bp is 32-byte aligned); the columns < nr follow
       for (int64_t k = 0; k < kc; ++k) {
         _mm256_store_ps(Bp + k * kNR, _mm256_setzero_ps());
