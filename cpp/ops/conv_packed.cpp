@@ -39,21 +39,50 @@ struct Padded {
       : Hp(g.pt + g.H + g.pb), Wp(g.pl + g.W + g.pr), plane(Hp * Wp), sample(g.Cg() * Hp * Wp) {}
 };
 
-// xp (nbk samples, padded) = x's Cg channels (sample stride C*H*W) with zero borders.
+// d[0, n) = s[0, n), then d[n, n + z) = 0: one image row and the zeros after it. Vector moves
+// (masked at the ends) in place of std::copy / std::fill, whose library calls cost more than the
+// copy for the short rows of small images (a Conv1d signal of 20 or 40 values): a W4 profile had
+// pad_in with its memmove / memset calls at ~12% of the step. With this and the LaneSum tail
+// (core/reduce), a W4 step ran 1.07-1.09x (in-process A/B against the previous build).
+inline void copy_zero_run(float* d, const float* s, int64_t n, int64_t z) {
+#if defined(__AVX512F__)
+  const int64_t e = n + z;
+  for (int64_t t = 0; t < e; t += 16) {
+    const int64_t nv = std::min<int64_t>(16, std::max<int64_t>(0, n - t));
+    const __mmask16 lm = static_cast<__mmask16>((1u << nv) - 1u);  // lanes read from s
+    const __mmask16 sm = t + 16 <= e ? __mmask16(0xFFFF)
+                                     : static_cast<__mmask16>((1u << (e - t)) - 1u);
+    _mm512_mask_storeu_ps(d + t, sm, _mm512_maskz_loadu_ps(lm, s + t));
+  }
+#else
+  std::copy(s, s + n, d);
+  std::fill(d + n, d + n + z, 0.f);
+#endif
+}
+inline void zero_run(float* d, int64_t n) { copy_zero_run(d, d, 0, n); }
+
+// xp (nbk samples, padded) = x's Cg channels (sample stride C*H*W) with zero borders. Each plane
+// is written front to back: the top rows and the first left border, then per image row its values
+// and the zeros up to the next row's values (right border + next left border). The geometry is
+// held in locals: the vector stores may alias anything, which made the compiler reload it from
+// g and pd after every store.
 void pad_in(float* xp, const float* x, int64_t nbk, const ConvGeom& g, const Padded& pd) {
-  const int64_t Cg = g.Cg(), HW = g.H * g.W, W = g.W;
+  const int64_t Cg = g.Cg(), HW = g.H * g.W, W = g.W, H = g.H, C = g.C;
+  const int64_t Wp = pd.Wp, plane = pd.plane, sample = pd.sample, pt = g.pt, pl = g.pl;
+  const int64_t gap = Wp - W;  // right border + the next row's left border
   for (int64_t i = 0; i < nbk; ++i)
     for (int64_t c = 0; c < Cg; ++c) {
-      float* d = xp + i * pd.sample + c * pd.plane;
-      const float* sp = x + i * g.C * HW + c * HW;
-      std::fill(d, d + g.pt * pd.Wp, 0.f);
-      for (int64_t h = 0; h < g.H; ++h) {
-        float* r = d + (g.pt + h) * pd.Wp;
-        std::fill(r, r + g.pl, 0.f);
-        std::copy(sp + h * W, sp + h * W + W, r + g.pl);
-        std::fill(r + g.pl + W, r + pd.Wp, 0.f);
+      float* d = xp + i * sample + c * plane;
+      const float* sp = x + i * C * HW + c * HW;
+      if (H == 0) {
+        zero_run(d, plane);
+        continue;
       }
-      std::fill(d + (g.pt + g.H) * pd.Wp, d + pd.plane, 0.f);
+      zero_run(d, pt * Wp + pl);
+      float* r = d + pt * Wp + pl;
+      for (int64_t h = 0; h + 1 < H; ++h, r += Wp) copy_zero_run(r, sp + h * W, W, gap);
+      // the last row: its right border, then the bottom rows
+      copy_zero_run(r, sp + (H - 1) * W, W, plane - (r + W - d));
     }
 }
 
@@ -64,7 +93,7 @@ void unpad_out(float* x, const float* xp, int64_t nbk, const ConvGeom& g, const 
     for (int64_t c = 0; c < Cg; ++c) {
       const float* sp = xp + i * pd.sample + c * pd.plane + g.pt * pd.Wp + g.pl;
       float* d = x + i * g.C * HW + c * HW;
-      for (int64_t h = 0; h < g.H; ++h) std::copy(sp + h * pd.Wp, sp + h * pd.Wp + W, d + h * W);
+      for (int64_t h = 0; h < g.H; ++h) copy_zero_run(d + h * W, sp + h * pd.Wp, W, 0);
     }
 }
 

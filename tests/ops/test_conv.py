@@ -108,6 +108,38 @@ def test_conv1d_vs_torch(xs, ws, kw):
                   atol=2e-4, rtol=1e-4)
 
 
+def _lane_sum(dy):
+    """Per channel of dy (N, C, *plane): core/reduce's LaneSum order in float32. Lane j adds
+    elements j, j+16, ... of each sample's plane, samples in order; the 16 lanes then fold
+    8 + 4 + 2 + 1."""
+    flat = dy.reshape(dy.shape[0], dy.shape[1], -1)
+    out = np.empty(dy.shape[1], np.float32)
+    for c in range(dy.shape[1]):
+        acc = np.zeros(16, np.float32)
+        for n in range(dy.shape[0]):
+            row = flat[n, c]
+            for i in range(0, row.size, 16):
+                part = row[i:i + 16]
+                acc[:part.size] += part
+        for w in (8, 4, 2, 1):
+            acc[:w] += acc[w:2 * w]
+        out[c] = acc[0]
+    return out
+
+
+# Rows shorter than a vector (10), one and a half (20, 24), exactly two (32) and a long odd one
+# (41): the bias gradient is the same 16-lane float32 sum, bit for bit, whatever the tail.
+@pytest.mark.parametrize("length", [10, 20, 24, 32, 41])
+def test_conv_bias_grad_is_the_lane_sum_bitwise(length):
+    x = R(7, 3, length).astype(np.float32)
+    w = R(5, 3, 3).astype(np.float32)
+    g = (R(7, 5, length) * 10).astype(np.float32)
+    g[1, 2, length - 1] = 1e8                      # a large tail value: order matters
+    b = em.tensor(np.zeros(5, np.float32), requires_grad=True)
+    F.conv1d(em.tensor(x), em.tensor(w), b, padding=1).backward(em.tensor(g))
+    np.testing.assert_array_equal(b.grad.numpy().view(np.int32), _lane_sum(g).view(np.int32))
+
+
 @pytest.mark.parametrize("xs,ws,kw", [
     ((2, 4, 5, 5), (4, 3, 3, 3), dict(stride=2, padding=1, output_padding=1)),
     ((1, 4, 4, 6), (4, 2, 2, 3), dict(stride=(2, 3), output_padding=(1, 2))),
