@@ -24,28 +24,37 @@ struct LaneSum {
   static constexpr int L = 16;
   T acc[L] = {};
 
-  void add(const T* p, int64_t n) {
+  void add(const T* p, int64_t n) { add_runs(p, n, 1, 0); }
+
+  // add() of `runs` runs of n values, run r at p + r * stride (one channel's plane in every
+  // sample, as a bias gradient sums them), in run order.
+  void add_runs(const T* p, int64_t n, int64_t runs, int64_t stride) {
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
-      // The same lane sums in one register, the tail (under 16) by a masked load: the lanes
-      // past it add +0, which leaves every lane's bits as they are (a lane that starts at +0
-      // and adds floats is never -0, and x + 0 is x for every other x, NaN and inf included).
-      // The scalar tail took every element of the short rows of a small Conv1d's bias gradient
-      // (10-40 values per channel and sample) one at a time.
+      // The same lane sums in one register across the runs, each run's tail (under 16) by a
+      // masked load: the lanes past it add +0, which leaves every lane's bits as they are (a lane
+      // that starts at +0 and adds floats is never -0, and x + 0 is x for every other x, NaN and
+      // inf included). The scalar tail took every element of the short rows of a small Conv1d's
+      // bias gradient (10-40 values per channel and sample) one at a time.
+      const __mmask16 tail = static_cast<__mmask16>((1u << (n % L)) - 1u);
       __m512 a = _mm512_loadu_ps(acc);
-      int64_t i = 0;
-      for (; i + L <= n; i += L) a = _mm512_add_ps(a, _mm512_loadu_ps(p + i));
-      if (i < n)
-        a = _mm512_add_ps(
-            a, _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << (n - i)) - 1u), p + i));
+      for (int64_t r = 0; r < runs; ++r) {
+        const T* q = p + r * stride;
+        int64_t i = 0;
+        for (; i + L <= n; i += L) a = _mm512_add_ps(a, _mm512_loadu_ps(q + i));
+        if (i < n) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(tail, q + i));
+      }
       _mm512_storeu_ps(acc, a);
       return;
     }
 #endif
-    int64_t i = 0;
-    for (; i + L <= n; i += L)
-      for (int j = 0; j < L; ++j) acc[j] += p[i + j];
-    for (int j = 0; i + j < n; ++j) acc[j] += p[i + j];
+    for (int64_t r = 0; r < runs; ++r) {
+      const T* q = p + r * stride;
+      int64_t i = 0;
+      for (; i + L <= n; i += L)
+        for (int j = 0; j < L; ++j) acc[j] += q[i + j];
+      for (int j = 0; i + j < n; ++j) acc[j] += q[i + j];
+    }
   }
 
   T total() const {

@@ -523,7 +523,7 @@ void channel_sum(T* db, const T* data, int64_t N, int64_t Ch, int64_t S) {
   parallel_for(Ch, cost, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       LaneSum<T> sum;
-      for (int64_t n = 0; n < N; ++n) sum.add(data + (n * Ch + c) * S, S);
+      sum.add_runs(data + c * S, S, N, Ch * S);
       db[c] += sum.total();
     }
   });

@@ -88,12 +88,14 @@ void pad_in(float* xp, const float* x, int64_t nbk, const ConvGeom& g, const Pad
 
 // x's Cg channels (sample stride C*H*W) = the interior of xp.
 void unpad_out(float* x, const float* xp, int64_t nbk, const ConvGeom& g, const Padded& pd) {
-  const int64_t Cg = g.Cg(), HW = g.H * g.W, W = g.W;
+  // (geometry in locals: see pad_in)
+  const int64_t Cg = g.Cg(), HW = g.H * g.W, W = g.W, H = g.H, C = g.C;
+  const int64_t Wp = pd.Wp, plane = pd.plane, sample = pd.sample, off = g.pt * pd.Wp + g.pl;
   for (int64_t i = 0; i < nbk; ++i)
     for (int64_t c = 0; c < Cg; ++c) {
-      const float* sp = xp + i * pd.sample + c * pd.plane + g.pt * pd.Wp + g.pl;
-      float* d = x + i * g.C * HW + c * HW;
-      for (int64_t h = 0; h < g.H; ++h) copy_zero_run(d + h * W, sp + h * pd.Wp, W, 0);
+      const float* sp = xp + i * sample + c * plane + off;
+      float* d = x + i * C * HW + c * HW;
+      for (int64_t h = 0; h < H; ++h) copy_zero_run(d + h * W, sp + h * Wp, W, 0);
     }
 }
 
