@@ -43,7 +43,7 @@ struct Padded {
 // (masked at the ends) in place of std::copy / std::fill, whose library calls cost more than the
 // copy for the short rows of small images (a Conv1d signal of 20 or 40 values): a W4 profile had
 // pad_in with its memmove / memset calls at ~12% of the step. With this and the LaneSum tail
-// (core/reduce), a W4 step ran 1.07-1.09x (in-process A/B against the previous build).
+// (core/reduce), a W4 step ran 1.06-1.09x (in-process A/B against the previous build).
 inline void copy_zero_run(float* d, const float* s, int64_t n, int64_t z) {
 #if defined(__AVX512F__)
   const int64_t e = n + z;
