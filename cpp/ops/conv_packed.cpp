@@ -147,9 +147,10 @@ inline __m256 load8(const float* p, int64_t sw) {
   return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
-// One full 16-pixel row segment at stride 1: the common case, two vector moves per row.
-inline bool whole_panel(const std::vector<Seg>& segs, const ConvGeom& g) {
-  return segs.size() == 1 && segs[0].len == kNR && g.sw == 1;
+// A tile of `width` pixels (a 16-pixel panel, or the input gradient's kGridNB panels) that is one
+// whole run of one output row at stride 1: the common case, whole vector moves per row.
+inline bool whole_row_tile(const std::vector<Seg>& segs, const ConvGeom& g, int64_t width) {
+  return segs.size() == 1 && segs[0].len == width && g.sw == 1;
 }
 
 // dst row k (stride ld) = im2col rows [k0, k0+nk) at the segments' columns, read from the padded
@@ -157,7 +158,7 @@ inline bool whole_panel(const std::vector<Seg>& segs, const ConvGeom& g) {
 void gather(float* dst, int64_t ld, int64_t ncols, const float* xp, const int64_t* tab,
             int64_t k0, int64_t nk, const std::vector<Seg>& segs, const ConvGeom& g) {
   const int64_t sw = g.sw;
-  if (ld == kNR && whole_panel(segs, g)) {
+  if (ld == kNR && whole_row_tile(segs, g, kNR)) {
     const float* base = xp + segs[0].origin;
     for (int64_t k = 0; k < nk; ++k) {
       const float* src = base + tab[k0 + k];
@@ -216,7 +217,7 @@ void gather_t(float* bp, const float* xp, const int64_t* tab, int64_t j0, int64_
 void scatter_add(float* xp, const float* col, int64_t ld, const int64_t* tab, int64_t nk,
                  const std::vector<Seg>& segs, const ConvGeom& g) {
   const int64_t sw = g.sw;
-  if (segs.size() == 1 && segs[0].len == ld && sw == 1) {  // the tile within one image row
+  if (whole_row_tile(segs, g, ld)) {
     // Rows (c, kh, kw) and (c, kh, kw+1) overlap shifted by one element: adding them back to back
     // would load what the previous store has not yet written (a store-forwarding stall each time).
     // kw outermost keeps consecutive updates on different image rows; the order is still fixed.
