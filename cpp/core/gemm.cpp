@@ -90,6 +90,8 @@ inline int64_t nc_block(int64_t kcb) { return std::max<int64_t>(1, kBBlock / kcb
 // Per-thread packing buffers (scratch slots 0 and 1 are the GEMM's).
 inline float* a_buffer(size_t n) { return gk::scratch<0>(n); }
 inline float* b_buffer(size_t n) { return gk::scratch<1>(n); }
+// The few B panels a task packs right before use (wholek_tasks with Bsrc).
+inline float* panel_buffer(size_t n) { return gk::scratch<2>(n); }
 
 
 // Whole-K variant for op(B) of at most kWholeB floats (the MLP / RNN / im2col sizes): all of B is
@@ -160,7 +162,10 @@ void pack_b_whole(float* Bp, const float* B, int64_t N, int64_t K, int64_t kcb) 
 
 // The tasks of the whole-K path over a B packed as pack_b_whole does. When B is not packed yet
 // (Bsrc given) and there is a single row block, every panel is used by one task only: that task
-// packs it right before use (one parallel region per call, the panel still hot in L1).
+// packs it right before use (one parallel region per call, the panel still hot in L1), into a
+// per-thread buffer of kGridNB panels that stays in cache. (Packed at its place in a whole-B
+// buffer, 1.6 MB for W1's 784x512 layer, each panel's stores went to lines out of L2, and that
+// pack was 7% of a W1 step.)
 template <bool TA, bool TB>
 void wholek_tasks(const WholeK& wk, int64_t M, int64_t N, int64_t K, const float* A, float* Bp,
                   const float* Bsrc, float* C, bool acc, const Epi<float>& epi) {
@@ -171,6 +176,7 @@ void wholek_tasks(const WholeK& wk, int64_t M, int64_t N, int64_t K, const float
   const bool fetch_c = M * N >= kFetchC;
   parallel_for(wk.ntasks, 2 * mcb * K * ppc * kNR, [&](int64_t t0, int64_t t1) {
     float* Ap = a_buffer(static_cast<size_t>(mcb * kcb));
+    float* Bt = Bsrc ? panel_buffer(static_cast<size_t>(kGridNB * kNR * kcb)) : nullptr;
     for (int64_t t = t0; t < t1;) {
       // This thread's consecutive tasks of one row block: pack each A k-block once for them.
       const int64_t mb = t / nch, tend = std::min(t1, (mb + 1) * nch);
@@ -183,7 +189,7 @@ void wholek_tasks(const WholeK& wk, int64_t M, int64_t N, int64_t K, const float
         pack_a<TA>(Ap, A, sai, sak, i0, mc, pc, kc);
         for (int64_t p = pbeg; p < pend; p += kGridNB) {
           const int64_t pe = std::min(pend, p + kGridNB);
-          float* bp = Bp + pc * npanels * kNR + p * kNR * kc;
+          float* bp = Bsrc ? Bt : Bp + pc * npanels * kNR + p * kNR * kc;
           if (Bsrc)
             for (int64_t q = p; q < pe; ++q)
               pack_b_panel<TB>(bp + (q - p) * kNR * kc, Bsrc, sbk, sbn, pc, kc, q * kNR,
@@ -205,15 +211,19 @@ template <bool TA, bool TB>
 void packed_sgemm_wholek(int64_t M, int64_t N, int64_t K, const float* A, const float* B,
                          float* C, bool acc, const Epi<float>& epi) {
   const WholeK wk(M, N, K);
-  float* Bp = b_buffer(static_cast<size_t>(wk.npanels * kNR * K));
   // A single row block uses each panel once: its task packs it right before use, in L1. Except
   // a row-major B of 64K floats or more: its panel-by-panel reads are slow (kRowsB), and packing
   // it whole by rows first measured 1.05-1.21x (128x512x784, 64x1024x1024, 16x784x128 at one
   // thread); a smaller B is packed faster in the task than a second parallel region costs (at
   // two threads 128x16x784 lost 7% packed whole).
   const bool pack_in_task = wk.nmblocks == 1 && (TB || K * N < (int64_t(1) << 16));
-  if (!pack_in_task) pack_b_whole<TB>(Bp, B, N, K, wk.kcb);
-  wholek_tasks<TA, TB>(wk, M, N, K, A, Bp, pack_in_task ? B : nullptr, C, acc, epi);
+  if (pack_in_task) {
+    wholek_tasks<TA, TB>(wk, M, N, K, A, nullptr, B, C, acc, epi);
+    return;
+  }
+  float* Bp = b_buffer(static_cast<size_t>(wk.npanels * kNR * K));
+  pack_b_whole<TB>(Bp, B, N, K, wk.kcb);
+  wholek_tasks<TA, TB>(wk, M, N, K, A, Bp, nullptr, C, acc, epi);
 }
 
 template <bool TA, bool TB>
