@@ -294,8 +294,9 @@ def write_results_md(result, path):
              "'% peak' is of the higher of the two libraries' 2048^3 GEMM rates measured right "
              "after that row (the table below is the start of each thread count; the machine's "
              "speed drifts). " if any("gemm_peak_after" in r for r in result["rows"]) else
-             "'% peak' is of the higher of the two peaks in the table below. ") + "ember runs W7's 3x3 convolutions "
-         "after the first with Winograd's F(2x2, 3x3), 2.25x fewer multiplies than the direct "
+             "'% peak' is of the higher of the two peaks in the table below. ") +
+         "ember runs W7's 3x3 convolutions after the first with Winograd's F(2x2, 3x3), 2.25x "
+         "fewer multiplies than the direct "
          "convolution counted here: its W7 GFLOP/s is an effective rate and can pass the peak.",
          "Both libraries run in one process, so ember's malloc setting (see README, 'What import "
          "ember changes') applies to torch's allocations too.", "",

@@ -8,13 +8,6 @@ import ember as em
 from ember import functional as F, nn
 
 
-@pytest.fixture
-def threads():
-    old = em.get_num_threads()
-    yield
-    em.set_num_threads(old)
-
-
 def _train(nt):
     em.set_num_threads(nt)
     em.manual_seed(3)

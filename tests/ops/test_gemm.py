@@ -9,13 +9,6 @@ import ember as em
 rng = np.random.default_rng(0)
 
 
-@pytest.fixture
-def threads():
-    old = em.get_num_threads()
-    yield
-    em.set_num_threads(old)
-
-
 def operands(M, K, N, ta, tb, dtype):
     a = rng.standard_normal((K, M) if ta else (M, K)).astype(dtype)
     b = rng.standard_normal((N, K) if tb else (K, N)).astype(dtype)

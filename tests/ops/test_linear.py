@@ -14,13 +14,6 @@ def r(*shape):
     return rng.standard_normal(shape)
 
 
-@pytest.fixture
-def threads():
-    old = em.get_num_threads()
-    yield
-    em.set_num_threads(old)
-
-
 # (input shape, out_features)
 SHAPES = [((1, 4), 3), ((5, 7), 3), ((3, 1), 1), ((2, 3, 5), 4), ((4,), 2), ((0, 6), 5),
           ((2, 0, 3), 2), ((3, 0), 4), ((3, 4), 0)]
