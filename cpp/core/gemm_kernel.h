@@ -465,6 +465,16 @@ inline void pack_a(float* Ap, const float* A, int64_t sai, int64_t sak, int64_t 
     constexpr int64_t kKB = 16;
     for (int64_t kb = 0; kb < kc; kb += kKB) {
       const int64_t ke = std::min(kc, kb + kKB);
+      // Fetch the next 16 source rows' lines (16 x mc floats) now: each row is a stream that
+      // advances 24 bytes per panel, too slow and too many for the hardware prefetchers, and
+      // the loads missed to L3 (the pack was 10% of a W6 step, mostly waiting on them).
+      // gemm_ab, one thread: 512x2048x128 (W6's dW_hh) 1.067, 512x2048x64 1.030; 2 threads
+      // 1.047; 1024x256x1024 and 512x128x784 (ta, K <= 256) unchanged. 32 rows ahead: 0.98-1.03.
+      for (int64_t k = ke; k < std::min(kc, ke + kKB); ++k) {
+        const char* row = reinterpret_cast<const char*>(A + i0 * sai + (k0 + k) * sak);
+        for (int64_t off = 0; off < mc * int64_t(sizeof(float)); off += 64)
+          _mm_prefetch(row + off, _MM_HINT_T0);
+      }
       for (int64_t ip = 0; ip < mc; ip += kMR) {
         const int64_t mr = std::min(kMR, mc - ip);
         float* dst = Ap + ip * kc;
