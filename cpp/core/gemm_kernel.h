@@ -211,11 +211,12 @@ inline void micro_zmm(int64_t kc, const float* __restrict Ap, int64_t as,
   // (load + FMA in one fused uop; 22 loads per k still fit the two load ports' 24 slots), panel
   // 1's are broadcast once (an indexed operand would not stay fused), and the pointer bumps and
   // loop test come once per four k: ~35 uops per k. Same-process A/B against the intrinsics
-  // (gemm_ab, one thread): 1024x256x1024 (ta) 1.12, 2048^3 1.05, 256^3 (tb) 1.07,
-  // 256x1024x1024 1.06 (nn) and 0.99 (tb); at two threads 1.08-1.10. Broadcasting every row
-  // (~43 uops per k) read 1.00-1.01 on the same shapes; without the B prefetches, 0.96.
+  // (gemm_ab, five runs over an hour): one thread 1024x256x1024 (ta) 1.07-1.12, 2048^3
+  // 0.98-1.09, 300x784x512 (tb) 0.96-1.16, 256^3 (tb) 1.07; two threads 0.97-1.16. Alone, the
+  // kernel over packed panels in cache: 1.08-1.14. Broadcasting every row (~43 uops per k) read
+  // 1.00-1.01 in gemm_ab; without the B prefetches, 0.96.
   if constexpr (NA == 2 && NB == 2) {
-    const int64_t asb = as * 4, bsb = bs * 4;
+    const int64_t asb = as * int64_t(sizeof(float)), bsb = bs * int64_t(sizeof(float));
     // k step U of the unrolled loop (r8: A panel 0 at k, r9: B panel 0 at k, panel 1 of each
     // at + asb / + bsb bytes): the B lines 8 k ahead prefetched (as below), the two B rows
     // loaded, then row R of A panel 0 as an FMA's broadcast operand and row R of panel 1
@@ -291,7 +292,7 @@ inline void micro_zmm(int64_t kc, const float* __restrict Ap, int64_t as,
           [c80] "=&v"(c[8][0]), [c81] "=&v"(c[8][1]), [c90] "=&v"(c[9][0]), [c91] "=&v"(c[9][1]),
           [ca0] "=&v"(c[10][0]), [ca1] "=&v"(c[10][1]), [cb0] "=&v"(c[11][0]), [cb1] "=&v"(c[11][1])
         : [pa] "r"(Ap), [pb] "r"(Bp), [kc] "r"(kc), [asb] "r"(asb), [bsb] "r"(bsb)
-        : "r8", "r9", "r10", "xmm28", "xmm29", "xmm30", "xmm31", "cc", "memory");
+        : "r8", "r9", "r10", "xmm28", "xmm30", "xmm31", "cc", "memory");
 #undef EMB_STEP
 #undef EMB_R1
 #undef EMB_R0
