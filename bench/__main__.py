@@ -115,6 +115,22 @@ def gemm_peak(threads, n=2048, reps=5):
     return best
 
 
+def memory_copy_rate(mib=64, reps=5):
+    """GB/s of a plain numpy copy of mib MiB (read + write counted), the best of reps: a probe of
+    the machine's memory speed beside the GEMM peak. On the shared VM the two drift apart (a
+    'slow-memory' state halves memory-bound steps while a GEMM barely moves), and this column is
+    how a RESULTS.md file says which state it was taken in."""
+    import numpy as np
+    src = np.ones(mib * 2 ** 18, np.float32)
+    dst = np.empty_like(src)
+    best = 0.0
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        best = max(best, 2 * src.nbytes / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
 def extras():
     out = {}
     for mod in ("ember", "torch"):
@@ -198,8 +214,10 @@ def main(argv=None):
     peaks = {}
     for th in args.threads:
         peaks[th] = gemm_peak(th)
+        peaks[th]["mem_copy_gbs"] = memory_copy_rate()
         print(f"[threads={th}] GEMM peak 2048^3: ember {peaks[th]['ember']:.1f} GFLOP/s, "
-              f"torch {peaks[th]['torch']:.1f} GFLOP/s", flush=True)
+              f"torch {peaks[th]['torch']:.1f} GFLOP/s; memory copy "
+              f"{peaks[th]['mem_copy_gbs']:.1f} GB/s", flush=True)
         for wid in ids:
             if wid == "W8":
                 jobs = [(f"W8-b{b}", "infer", b) for b in (1, 1024)]
@@ -299,14 +317,20 @@ def write_results_md(result, path):
          "fewer multiplies than the direct "
          "convolution counted here: its W7 GFLOP/s is an effective rate and can pass the peak.",
          "Both libraries run in one process, so ember's malloc setting (see README, 'What import "
-         "ember changes') applies to torch's allocations too.", "",
+         "ember changes') applies to torch's allocations too.",
+         "The memory copy column (a 64 MiB numpy copy, one thread, read + write counted) is a "
+         "probe of the machine's state beside the GEMM peak: on a shared VM memory speed can drop "
+         "while a GEMM barely moves, and memory-bound steps (optimizer updates, packing, "
+         "inference at batch 1) slow with it.", "",
          f"- date: {m['date']}", f"- machine: {m['cpu']} ({m['machine']})",
          f"- python {m['python']}, numpy {m['numpy']}, torch {m['torch']}, ember {m['ember']}",
          f"- threads: {m['threads']}, repeats: {m['repeats']}", ""]
-    L.append("| threads | GEMM 2048^3 ember GFLOP/s | torch GFLOP/s |")
-    L.append("|---|---|---|")
+    L.append("| threads | GEMM 2048^3 ember GFLOP/s | torch GFLOP/s | memory copy GB/s (64 MiB, "
+             "numpy) |")
+    L.append("|---|---|---|---|")
     for th, p in result["gemm_peak"].items():
-        L.append(f"| {th} | {p['ember']:.1f} | {p['torch']:.1f} |")
+        mem = f"{p['mem_copy_gbs']:.1f}" if "mem_copy_gbs" in p else "-"
+        L.append(f"| {th} | {p['ember']:.1f} | {p['torch']:.1f} | {mem} |")
     L += ["", "| workload | threads | ember samples/s | torch samples/s | ratio | ember GFLOP/s "
               "(% peak) | torch GFLOP/s | peak RSS ember / torch MiB |",
           "|---|---|---|---|---|---|---|---|"]
