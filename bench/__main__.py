@@ -117,9 +117,10 @@ def gemm_peak(threads, n=2048, reps=5):
 
 def memory_copy_rate(mib=64, reps=5):
     """GB/s of a plain numpy copy of mib MiB (read + write counted), the best of reps: a probe of
-    the machine's memory speed beside the GEMM peak. On the shared VM the two drift apart (a
-    'slow-memory' state halves memory-bound steps while a GEMM barely moves), and this column is
-    how a RESULTS.md file says which state it was taken in."""
+    the machine's memory speed beside the GEMM peak. On the shared VM the two drift apart (in a
+    'slow-memory' state memory-bound steps run at half speed while the GEMM peak loses 20-40%
+    and a register-only FMA loop nothing), and this column is how a RESULTS.md file says which
+    state it was taken in."""
     import numpy as np
     src = np.ones(mib * 2 ** 18, np.float32)
     dst = np.empty_like(src)
@@ -320,7 +321,7 @@ def write_results_md(result, path):
          "ember changes') applies to torch's allocations too.",
          "The memory copy column (a 64 MiB numpy copy, one thread, read + write counted) is a "
          "probe of the machine's state beside the GEMM peak: on a shared VM memory speed can drop "
-         "while a GEMM barely moves, and memory-bound steps (optimizer updates, packing, "
+         "by more than the GEMM peak does, and memory-bound steps (optimizer updates, packing, "
          "inference at batch 1) slow with it.", "",
          f"- date: {m['date']}", f"- machine: {m['cpu']} ({m['machine']})",
          f"- python {m['python']}, numpy {m['numpy']}, torch {m['torch']}, ember {m['ember']}",
