@@ -31,7 +31,7 @@ inline int64_t env_int(const char* name, int64_t dflt) {
 }
 
 // Tiles per block wanted (whole tile rows are taken until at least this many): a block's V
-// (16 x C x tiles floats) and one panel's M stay in L2 next to the packed weights.
+// (16 x C x tiles floats) and one pair of panels' M stay in L2 next to the packed weights.
 const int64_t kBlockTiles = env_int("EMBER_WINO_TILES", 32);
 
 // Equal k-blocks of at most kKC over the C input channels (a function of C only).
