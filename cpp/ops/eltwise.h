@@ -44,6 +44,26 @@ inline void pad_copy(Block& dst, const T* p, int64_t i, int64_t len) {
 template <class Block, class T>
 inline void pad_copy(Block& dst, const Fill<T>& f, int64_t, int64_t) { dst.setConstant(f.value); }
 
+// Software prefetch of block b's inputs kAhead elements ahead of where the block reads. The
+// hardware prefetchers stop at every 4 KiB page and ramp up again behind it, which a loop that
+// spends a few dozen cycles per vector on exp/tanh polynomials does not hide: over 4M floats at
+// one thread, fetching 1024 elements (4 KiB of floats) ahead took tanh 4.30 -> 3.71 ms and
+// sigmoid 4.38 -> 3.69 (median of 25 in one process, same blocked Eigen evaluation); relu,
+// whose loop is all memory, 3.70 -> 3.53. 256 to 2048 ahead read about the same; 4096 and more
+// less. A prefetch never faults, so the reads past the end of the array are harmless.
+constexpr int64_t kAhead = 1024;
+template <class T>
+inline void prefetch_block(const T* p, int64_t i) {
+#if defined(__GNUC__)
+  const char* q = reinterpret_cast<const char*>(p + i + kAhead);
+  for (int64_t off = 0; off < kBlock * int64_t(sizeof(T)); off += 64) __builtin_prefetch(q + off);
+#else
+  (void)p, (void)i;
+#endif
+}
+template <class T>
+inline void prefetch_block(const Fill<T>&, int64_t) {}
+
 template <class P> struct elem { using type = std::remove_cv_t<std::remove_pointer_t<P>>; };
 template <class T> struct elem<Fill<T>> { using type = T; };
 template <class P> using elem_t = typename elem<std::remove_cv_t<P>>::type;
@@ -75,6 +95,7 @@ void map(T* out, int64_t n, int64_t cost, F f, const P&... in) {
   parallel_for(nb, cost * kBlock, [&](int64_t b0, int64_t b1) {
     Blk<T> r;
     for (int64_t b = b0; b < b1; ++b) {
+      (detail::prefetch_block(in, b * kBlock), ...);
       const int64_t len =
           detail::eval_block(r, b, n, f, std::index_sequence_for<P...>{}, in...);
       std::memcpy(out + b * kBlock, r.data(), sizeof(T) * len);
@@ -95,6 +116,7 @@ double map_sum(int64_t n, int64_t cost, F f, const P*... in) {
     for (int64_t g = g0; g < g1; ++g) {
       double s = 0;
       for (int64_t b = g * kGroup, be = std::min(nb, b + kGroup); b < be; ++b) {
+        (detail::prefetch_block(in, b * kBlock), ...);
         const int64_t len =
             detail::eval_block(r, b, n, f, std::index_sequence_for<P...>{}, in...);
         s += static_cast<double>(len == kBlock ? r.sum() : r.head(len).sum());
