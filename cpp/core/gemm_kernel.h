@@ -85,15 +85,15 @@ inline float* alloc_floats(size_t& n) {
 #if defined(__linux__)
   constexpr size_t kHuge = size_t(1) << 21;
   if (bytes >= (size_t(1) << 18)) {
-    bytes = (bytes + kHuge - 1) / kHuge * kHuge;
-    p = std::aligned_alloc(kHuge, bytes);
-    if (p) madvise(p, bytes, MADV_HUGEPAGE);  // advice only: a refusal changes nothing
+    const size_t huge = (bytes + kHuge - 1) / kHuge * kHuge;
+    p = std::aligned_alloc(kHuge, huge);
+    if (p) {
+      madvise(p, huge, MADV_HUGEPAGE);  // advice only: a refusal changes nothing
+      bytes = huge;
+    }
   }
 #endif
-  if (!p) {
-    bytes = (n * sizeof(float) + 63) / 64 * 64;
-    p = std::aligned_alloc(64, bytes);
-  }
+  if (!p) p = std::aligned_alloc(64, bytes);
   if (!p) throw std::bad_alloc();
   n = bytes / sizeof(float);
   return static_cast<float*>(p);

@@ -50,13 +50,15 @@ inline void pad_copy(Block& dst, const Fill<T>& f, int64_t, int64_t) { dst.setCo
 // one thread, fetching 1024 elements (4 KiB of floats) ahead took tanh 4.30 -> 3.71 ms and
 // sigmoid 4.38 -> 3.69 (median of 25 in one process, same blocked Eigen evaluation); relu,
 // whose loop is all memory, 3.70 -> 3.53. 256 to 2048 ahead read about the same; 4096 and more
-// less. A prefetch never faults, so the reads past the end of the array are harmless.
+// less. A prefetch never faults, so the addresses past the end of the array are harmless (they
+// are formed as integers: a pointer past the end would be undefined behaviour).
 constexpr int64_t kAhead = 1024;
 template <class T>
 inline void prefetch_block(const T* p, int64_t i) {
 #if defined(__GNUC__)
-  const char* q = reinterpret_cast<const char*>(p + i + kAhead);
-  for (int64_t off = 0; off < kBlock * int64_t(sizeof(T)); off += 64) __builtin_prefetch(q + off);
+  const uintptr_t q = reinterpret_cast<uintptr_t>(p) + uintptr_t(i + kAhead) * sizeof(T);
+  for (uintptr_t off = 0; off < kBlock * sizeof(T); off += 64)
+    __builtin_prefetch(reinterpret_cast<const void*>(q + off));
 #else
   (void)p, (void)i;
 #endif
