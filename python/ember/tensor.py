@@ -564,8 +564,11 @@ def unbroadcast(g: np.ndarray, shape) -> np.ndarray:
 
 
 def _check_broadcast(op, a, b):
+    sa, sb = a.data.shape, b.data.shape
+    if sa == sb:
+        return sa  # the common case (a residual add): np.broadcast_shapes costs ~5 us
     try:
-        return np.broadcast_shapes(a.shape, b.shape)
+        return np.broadcast_shapes(sa, sb)
     except ValueError:
         raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast "
                          f"together") from None
