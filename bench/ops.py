@@ -1,4 +1,5 @@
-"""W9: single ops, forward and forward+backward, ember vs torch (interleaved, same threads).
+"""W9: single ops, forward and forward+backward, and optimizer steps; ember vs torch (interleaved,
+same threads).
 
 Also runnable alone: `python -m bench.ops --threads 1 2`.
 """
@@ -86,6 +87,29 @@ def _cases():
     for name in ("relu", "gelu", "tanh", "sigmoid"):
         tfn = getattr(torch, name) if name in ("tanh", "sigmoid") else getattr(TF, name)
         add(f"{name} 4M", lambda x, n=name: getattr(F, n)(x), tfn, [big])
+    cases += _optimizer_cases(em, torch, arr)
+    return cases
+
+
+def _optimizer_cases(em, torch, arr):
+    """One optimizer.step() over W1's parameters (784-512-512-10: 669,706 floats in six
+    tensors) with fixed gradients, each library with its default implementation (torch's is the
+    per-parameter loop on CPU tensors, ember's one fused kernel per parameter)."""
+    shapes = [(512, 784), (512,), (512, 512), (512,), (10, 512), (10,)]
+    params = [arr(*s) * 0.05 for s in shapes]
+    grads = [arr(*s) * 1e-3 for s in shapes]
+    cases = []
+    for label, name, kw in (("Adam", "Adam", dict(lr=1e-3)),
+                            ("AdamW", "AdamW", dict(lr=1e-3)),
+                            ("SGD momentum", "SGD", dict(lr=0.01, momentum=0.9))):
+        eps = [em.nn.Parameter(p.copy()) for p in params]
+        tps = [torch.nn.Parameter(torch.from_numpy(p.copy())) for p in params]
+        for e, t, g in zip(eps, tps, grads):
+            e.grad = em.Tensor(g.copy())
+            t.grad = torch.from_numpy(g.copy())
+        eopt = getattr(em.optim, name)(eps, **kw)
+        topt = getattr(torch.optim, name)(tps, **kw)
+        cases.append((f"{label} step, W1's params (670k)", eopt.step, topt.step))
     return cases
 
 
