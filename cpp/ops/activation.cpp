@@ -21,10 +21,22 @@ constexpr double kGeluCoef = 0.044715;
 }  // namespace
 
 // ---- relu: y = max(x, 0) (NaN stays NaN); dx = dy where y > 0 -------------------------------
+// Runs body(i0, i1) over [b, e) in chunks of eltwise::kBlock elements, each chunk first
+// prefetching the inputs' lines kAhead elements ahead (eltwise's page-crossing prefetch).
+template <class F, class... P>
+inline void chunked(int64_t b, int64_t e, F&& body, const P&... in) {
+  for (int64_t c = b; c < e; c += eltwise::kBlock) {
+    (eltwise::detail::prefetch_block(in, c), ...);
+    body(c, std::min(e, c + eltwise::kBlock));
+  }
+}
+
 template <class T>
 void relu_forward(T* y, const T* x, int64_t n) {
   parallel_for(n, kCheap, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) y[i] = x[i] < T(0) ? T(0) : x[i];
+    chunked(b, e, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) y[i] = x[i] < T(0) ? T(0) : x[i];
+    }, x);
   });
 }
 template <class T, class G>
@@ -32,10 +44,12 @@ void relu_backward(T* dx, G dy, const T* y, int64_t n) {
   parallel_for(n, kCheap, [&](int64_t b, int64_t e) {
     // Both loads unconditional, so the select compiles to a blend rather than a branch that
     // mispredicts on every other element of random data.
-    for (int64_t i = b; i < e; ++i) {
-      const T g = dy[i], v = y[i];
-      dx[i] = v > T(0) ? g : T(0);
-    }
+    chunked(b, e, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const T g = dy[i], v = y[i];
+        dx[i] = v > T(0) ? g : T(0);
+      }
+    }, dy, y);
   });
 }
 
