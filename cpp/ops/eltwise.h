@@ -87,6 +87,17 @@ inline int64_t eval_block(Eigen::Array<T, B, 1>& r, int64_t b, int64_t n, F& f,
 }
 }  // namespace detail
 
+// Runs body(i0, i1) over [b, e) in chunks of kBlock elements, each chunk first prefetching the
+// inputs' lines kAhead elements ahead as map() does: for plain loops that need no Eigen math
+// (relu), whose inputs are pointers or Fills.
+template <class F, class... P>
+inline void chunked(int64_t b, int64_t e, F&& body, const P&... in) {
+  for (int64_t c = b; c < e; c += kBlock) {
+    (detail::prefetch_block(in, c), ...);
+    body(c, std::min(e, c + kBlock));
+  }
+}
+
 // out[i] = f(in...)[i] for i < n. f(Blk<T>& r, const auto&... x) assigns an Eigen array
 // expression of the input blocks to r. cost: rough flops per element (for the thread threshold).
 template <class T, class F, class... P>
