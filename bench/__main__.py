@@ -285,14 +285,31 @@ def main(argv=None):
 
 
 def _cpu_name():
+    """The CPU as /proc/cpuinfo names it, with its family/model and the vector ISA the GEMM
+    kernels can use: the VM behind this machine name has been a Cascade Lake (AVX-512) in one
+    session and a Zen 3 (AVX2 only, 'AMD EPYC' with no model number) in another, and the rates
+    of two RESULTS.md files only compare on the same kind."""
+    info = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, val = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu family", "model", "flags") and key not in info:
+                    info[key] = val.strip()
+                if not line.strip() and info:
+                    break  # the first processor's block is enough
     except OSError:
         pass
-    return platform.processor()
+    name = info.get("model name") or platform.processor()
+    flags = set(info.get("flags", "").split())
+    isa = [f for f in ("avx2", "fma", "avx512f", "amx_tile") if f in flags]
+    if "avx512f" not in flags and flags:
+        isa.append("no avx512")
+    fam = (f"family {info['cpu family']} model {info['model']}"
+           if "cpu family" in info and "model" in info else "")
+    extra = ", ".join(x for x in (fam, " ".join(isa)) if x)
+    return f"{name} [{extra}]" if extra else name
 
 
 def write_results_md(result, path):
