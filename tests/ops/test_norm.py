@@ -21,6 +21,11 @@ def test_layer_norm_gradcheck(xshape, ns):
     gradcheck(lambda x, w, b: F.layer_norm(x, ns, w, b), randn(*xshape), randn(*ns), randn(*ns))
 
 
+def test_layer_norm_gradcheck_rows_summed_four_at_a_time():
+    # float64 rows of >= 32 values take the 4-rows-per-loop sums; 6 rows = 4 + 2 alone
+    gradcheck(lambda x, w, b: F.layer_norm(x, 37, w, b), randn(6, 37), randn(37), randn(37))
+
+
 def test_layer_norm_gradcheck_no_affine_and_weight_only():
     gradcheck(lambda x: F.layer_norm(x, (4,)), randn(3, 4))
     gradcheck(lambda x, w: F.layer_norm(x, (2, 3), w), randn(2, 2, 3), randn(2, 3))
@@ -29,7 +34,10 @@ def test_layer_norm_gradcheck_no_affine_and_weight_only():
 
 @pytest.mark.parametrize("xshape,ns", [((8, 16), (16,)), ((2, 5, 3, 4), (3, 4)),
                                        ((4, 2, 3, 5), (2, 3, 5)), ((1, 1), (1,)),
-                                       ((70, 33), (33,))])
+                                       ((70, 33), (33,)),
+                                       # rows of >= 8 vectors have their sums taken 4 rows per
+                                       # loop: 7 rows = 4 + 3 alone, 203 = a vector tail of 3
+                                       ((7, 203), (203,)), ((2, 9, 64), (64,))])
 def test_layer_norm_vs_torch(xshape, ns):
     torch = pytest.importorskip("torch")
     compare_torch(lambda x, w, b: F.layer_norm(x, ns, w, b, eps=1e-5),
