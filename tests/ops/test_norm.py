@@ -22,8 +22,9 @@ def test_layer_norm_gradcheck(xshape, ns):
 
 
 def test_layer_norm_gradcheck_rows_summed_four_at_a_time():
-    # float64 rows of >= 32 values take the 4-rows-per-loop sums; 6 rows = 4 + 2 alone
-    gradcheck(lambda x, w, b: F.layer_norm(x, 37, w, b), randn(6, 37), randn(37), randn(37))
+    # float64 rows of >= 8 vectors (32 values with AVX2, 64 with AVX-512) take the 4-rows-per-loop
+    # sums; 6 rows = 4 + 2 alone, 70 values = a vector tail on either
+    gradcheck(lambda x, w, b: F.layer_norm(x, 70, w, b), randn(6, 70), randn(70), randn(70))
 
 
 def test_layer_norm_gradcheck_no_affine_and_weight_only():
@@ -35,9 +36,10 @@ def test_layer_norm_gradcheck_no_affine_and_weight_only():
 @pytest.mark.parametrize("xshape,ns", [((8, 16), (16,)), ((2, 5, 3, 4), (3, 4)),
                                        ((4, 2, 3, 5), (2, 3, 5)), ((1, 1), (1,)),
                                        ((70, 33), (33,)),
-                                       # rows of >= 8 vectors have their sums taken 4 rows per
-                                       # loop: 7 rows = 4 + 3 alone, 203 = a vector tail of 3
-                                       ((7, 203), (203,)), ((2, 9, 64), (64,))])
+                                       # rows of >= 8 vectors (float32: 64 values with AVX2, 128
+                                       # with AVX-512) have their sums taken 4 rows per loop:
+                                       # 7 rows = 4 + 3 alone, 203 = a vector tail
+                                       ((7, 203), (203,)), ((2, 9, 128), (128,))])
 def test_layer_norm_vs_torch(xshape, ns):
     torch = pytest.importorskip("torch")
     compare_torch(lambda x, w, b: F.layer_norm(x, ns, w, b, eps=1e-5),
